@@ -1,0 +1,97 @@
+"""Wiring: one Settings object in, the process's services out (`build_services`).
+
+Nothing here talks LSP; the edge (``server.lsp``) and the one-shot CLI both use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from server.cache import CompletionCache, MemoryCache, RedisCache
+from server.completion.backend import ModelBackend
+from server.completion.context import ContextBuilder
+from server.completion.recorder import NullRecorder, Recorder
+from server.completion.service import CompletionService
+from server.completion.snippets import SnippetIndex
+from server.completion.types import Document
+from server.history.writer import HistoryWriter
+from server.notify import Level, Notifier
+from server.settings import Settings
+from server.syntax import Syntax
+
+log = logging.getLogger(__name__)
+
+REDIS_PROBLEM = "redis"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    notifier: Notifier
+    backend: ModelBackend
+    cache: CompletionCache
+    completions: CompletionService
+    recorder: Recorder
+    history: HistoryWriter | None
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+        await self.cache.aclose()
+        if self.history is not None:
+            self.history.flush(timeout=5)
+            self.history.close()
+
+
+def build_cache(settings: Settings, notifier: Notifier) -> CompletionCache:
+    memory = MemoryCache()
+    if not settings.redis_url:
+        return memory
+    return RedisCache(
+        settings.redis_url,
+        fallback=memory,
+        on_problem=lambda message: notifier.problem(REDIS_PROBLEM, message, level=Level.WARNING),
+        on_recovered=lambda message: notifier.resolved(REDIS_PROBLEM, message),
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    notifier: Notifier,
+    other_documents: Callable[[], Iterable[Document]] = tuple,
+    history: HistoryWriter | bool | None = True,
+    syntax: Syntax | None = None,
+) -> Services:
+    """Build everything; `history` may be an existing writer to keep, or False for none."""
+    writer: HistoryWriter | None
+    if isinstance(history, HistoryWriter):
+        writer = history
+    elif history:
+        writer = HistoryWriter(settings.resolved_database_url())
+        writer.start()
+    else:
+        writer = None
+    recorder: Recorder = writer if writer is not None else NullRecorder()
+    backend = ModelBackend(settings.inference, notifier=notifier)
+    cache = build_cache(settings, notifier)
+    syntax = syntax or Syntax()
+    c = settings.completion
+    completions = CompletionService(
+        settings=c,
+        inference=settings.inference,
+        backend=backend,
+        cache=cache,
+        syntax=syntax,
+        recorder=recorder,
+        other_documents=other_documents,
+        context=ContextBuilder(
+            prefix_tokens=c.prefix_tokens,
+            suffix_tokens=c.suffix_tokens,
+            snippet_tokens=c.snippet_tokens,
+            snippet_time_limit_s=c.snippet_time_limit_ms / 1000,
+            snippets=SnippetIndex(),
+        ),
+    )
+    return Services(settings, notifier, backend, cache, completions, recorder, writer)

@@ -1,0 +1,385 @@
+"""The completion pipeline: gate → type-ahead → context → prompt → cache → model → clean.
+
+Staleness: each document has at most one request in progress. A newer request
+for the same document, or an edit at or before its position, cancels it (the
+superseded request answers empty); a client's ``$/cancelRequest`` cancels the
+handler task itself. Identical prompts share one model call, which is cancelled,
+closing its HTTP stream, only when no caller is left waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from inference.client import CompletionRequest as ModelRequest
+from inference.client import ModelError
+from server.cache import CompletionCache
+from server.completion import gate, postprocess
+from server.completion.backend import ModelBackend, ModelInfo, ModelNotReady
+from server.completion.context import ContextBuilder
+from server.completion.recorder import CompletionEvent, Recorder
+from server.completion.typeahead import TypeAheadCache
+from server.completion.types import (
+    Completion,
+    CompletionRequest,
+    Document,
+    Mode,
+    Outcome,
+    Source,
+)
+from server.settings import CompletionSettings, InferenceSettings
+from server.syntax import Syntax
+
+log = logging.getLogger(__name__)
+
+_MULTI_LINE_STOPS = ("\n\n\n",)
+
+
+@dataclass(slots=True)
+class _Pending:
+    task: asyncio.Task[Completion | None]
+    line: int
+    character: int
+    superseded: bool = False
+
+
+@dataclass(slots=True)
+class _SharedCall:
+    task: asyncio.Task[_Generated]
+    waiters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Generated:
+    text: str
+    first_token_ms: float | None
+    model_ms: float
+    prompt_chars: int
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Tracked:
+    uri: str
+    accepted: bool = False
+
+
+class CompletionService:
+    def __init__(
+        self,
+        *,
+        settings: CompletionSettings,
+        inference: InferenceSettings,
+        backend: ModelBackend,
+        cache: CompletionCache,
+        syntax: Syntax,
+        recorder: Recorder,
+        other_documents: Callable[[], Iterable[Document]],
+        context: ContextBuilder,
+    ) -> None:
+        self.settings = settings
+        self.inference = inference
+        self.backend = backend
+        self.cache = cache
+        self.syntax = syntax
+        self.recorder = recorder
+        self.other_documents = other_documents
+        self.context = context
+        self.typeahead = TypeAheadCache()
+        self._pending: dict[str, _Pending] = {}
+        self._calls: dict[str, _SharedCall] = {}
+        self._tracked: OrderedDict[str, _Tracked] = OrderedDict()
+        self._last_shown: dict[str, str] = {}
+
+    # -- requests ---------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> Completion | None:
+        if not self.settings.enabled:
+            return None
+        uri = request.document.uri
+        self._cancel_pending(uri)
+        started = time.perf_counter()
+        if not gate.allows(request.document.text, request.offset):
+            return None
+        hit = self.typeahead.lookup(uri, request.document.text, request.offset)
+        if hit is not None:
+            parent, rest = hit
+            completion = Completion(
+                id=_new_id(),
+                text=rest,
+                mode=parent.mode,
+                source=Source.TYPEAHEAD,
+                model=parent.model,
+                template=parent.template,
+                parent_id=parent.id,
+            )
+            self._track(completion, uri)
+            self._record(request, completion, started, None, 0)
+            return completion
+
+        task = asyncio.get_running_loop().create_task(self._generate_for(request, started))
+        mine = _Pending(task, request.line, request.character)
+        self._pending[uri] = mine
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if mine.superseded and current is not None and not current.cancelling():
+                return None  # stale: a newer request or an edit replaced this one
+            raise
+        finally:
+            if self._pending.get(uri) is mine:
+                del self._pending[uri]
+
+    def document_changed(self, uri: str, line: int | None, character: int | None) -> None:
+        """An edit at or before a pending request's position makes it stale."""
+        pending = self._pending.get(uri)
+        if pending is None:
+            return
+        if (
+            line is None
+            or character is None
+            or (line, character) <= (pending.line, pending.character)
+        ):
+            self._cancel_pending(uri)
+
+    def document_closed(self, uri: str) -> None:
+        self._cancel_pending(uri)
+        self.typeahead.forget(uri)
+        self.context.snippets.forget(uri)
+        self._last_shown.pop(uri, None)
+
+    def _cancel_pending(self, uri: str) -> None:
+        pending = self._pending.pop(uri, None)
+        if pending is not None and not pending.task.done():
+            pending.superseded = True
+            pending.task.cancel()
+
+    async def _generate_for(self, request: CompletionRequest, started: float) -> Completion | None:
+        if self.settings.debounce_ms:
+            await asyncio.sleep(self.settings.debounce_ms / 1000)
+        try:
+            info = await self.backend.info()
+        except ModelNotReady:
+            return None
+        doc, offset = request.document, request.offset
+        mode = gate.decide_mode(self.syntax, doc.language_id, doc.text, offset)
+        ctx = self.context.build(request, info.counter, self.other_documents())
+        prompt = info.template.render(ctx.full_prefix, ctx.suffix)
+        model_request = self._model_request(info, prompt, mode)
+        key = _cache_key(model_request, mode)
+
+        cached = await self.cache.get(key)
+        if cached is not None:
+            source = Source.SHARED_CACHE
+            generated = _Generated(cached, None, 0.0, len(prompt))
+        else:
+            window = gate.parse_window(doc.text, offset)
+            around = postprocess.Surroundings(
+                language_id=doc.language_id,
+                before=window.before(doc.text, offset),
+                after=window.after(doc.text, offset),
+                header_indent=_header_indent(doc.text, offset),
+            )
+            generated, source = await self._shared_call(key, model_request, mode, around)
+        if not generated.text:
+            return None
+        completion = Completion(
+            id=_new_id(),
+            text=generated.text,
+            mode=mode,
+            source=source,
+            model=info.name,
+            template=info.template.name,
+        )
+        self._reject_previous(doc.uri)
+        self._track(completion, doc.uri)
+        self.typeahead.remember(doc.uri, doc.text, offset, completion)
+        self._record(request, completion, started, generated.first_token_ms, generated.prompt_chars)
+        return completion
+
+    def _model_request(self, info: ModelInfo, prompt: str, mode: Mode) -> ModelRequest:
+        if mode is Mode.SINGLE_LINE:
+            stop = (*info.template.stop, "\n")
+            max_tokens = self.settings.max_tokens_single_line
+        else:
+            stop = (*info.template.stop, *_MULTI_LINE_STOPS)
+            max_tokens = self.settings.max_tokens_multi_line
+        return ModelRequest(
+            model=info.name,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            stop=stop,
+            temperature=self.inference.temperature,
+            extra=dict(self.inference.extra_body),
+        )
+
+    async def _shared_call(
+        self, key: str, request: ModelRequest, mode: Mode, around: postprocess.Surroundings
+    ) -> tuple[_Generated, Source]:
+        call = self._calls.get(key)
+        source = Source.JOINED
+        if call is None:
+            source = Source.MODEL
+            task = asyncio.get_running_loop().create_task(
+                self._call_model(key, request, mode, around)
+            )
+            call = self._calls[key] = _SharedCall(task)
+
+            def forget(_task: object, mine: _SharedCall = call) -> None:
+                if self._calls.get(key) is mine:
+                    del self._calls[key]
+
+            task.add_done_callback(forget)
+        call.waiters += 1
+        try:
+            return await asyncio.shield(call.task), source
+        finally:
+            call.waiters -= 1
+            if call.waiters == 0 and not call.task.done():
+                call.task.cancel()  # nobody wants it any more: close the stream
+
+    async def _call_model(
+        self, key: str, request: ModelRequest, mode: Mode, around: postprocess.Surroundings
+    ) -> _Generated:
+        started = time.perf_counter()
+        first: float | None = None
+        raw = ""
+        try:
+            async for piece in self.backend.stream(request):
+                if first is None:
+                    first = (time.perf_counter() - started) * 1000
+                raw += piece
+                if mode is Mode.SINGLE_LINE and "\n" in raw:
+                    break
+                if mode is Mode.MULTI_LINE and postprocess.block_is_complete(
+                    raw, around.header_indent
+                ):
+                    break  # leaving the loop closes the stream: vLLM stops generating
+        except ModelError as exc:
+            self.backend.report(exc)
+            return _Generated("", first, _ms_since(started), len(request.prompt), str(exc))
+        self.backend.succeeded()
+        model_ms = _ms_since(started)
+        text = postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""
+        await self.cache.set(key, text, self.settings.cache_ttl_s)
+        log.debug(
+            "model %.1f ms (first token %s ms), raw %d chars, kept %d",
+            model_ms,
+            first and round(first, 1),
+            len(raw),
+            len(text),
+        )
+        return _Generated(text, first, model_ms, len(request.prompt))
+
+    # -- outcomes ---------------------------------------------------------------
+
+    def shown(self, completion_id: str) -> None:
+        tracked = self._tracked.get(completion_id)
+        if tracked is None:
+            return
+        self._last_shown[tracked.uri] = completion_id
+        self.recorder.outcome(completion_id=completion_id, outcome=Outcome.SHOWN)
+
+    def accepted(self, completion_id: str) -> None:
+        tracked = self._tracked.get(completion_id)
+        if tracked is not None:
+            tracked.accepted = True
+        self.recorder.outcome(completion_id=completion_id, outcome=Outcome.ACCEPTED)
+
+    def partially_accepted(self, completion_id: str, accepted_length: int) -> None:
+        tracked = self._tracked.get(completion_id)
+        if tracked is not None:
+            tracked.accepted = True
+        self.recorder.outcome(
+            completion_id=completion_id,
+            outcome=Outcome.PARTIALLY_ACCEPTED,
+            accepted_length=accepted_length,
+        )
+
+    def _reject_previous(self, uri: str) -> None:
+        """A fresh suggestion replaces the one on screen: that one was passed over."""
+        shown_id = self._last_shown.pop(uri, None)
+        tracked = self._tracked.get(shown_id) if shown_id else None
+        if shown_id and tracked is not None and not tracked.accepted:
+            self.recorder.outcome(completion_id=shown_id, outcome=Outcome.REJECTED)
+
+    def _track(self, completion: Completion, uri: str) -> None:
+        self._tracked[completion.id] = _Tracked(uri=uri)
+        while len(self._tracked) > 2048:
+            self._tracked.popitem(last=False)
+
+    def _record(
+        self,
+        request: CompletionRequest,
+        completion: Completion,
+        started: float,
+        first_token_ms: float | None,
+        prompt_chars: int,
+    ) -> None:
+        total_ms = _ms_since(started)
+        log.info(
+            "completion %s %s %s %d chars in %.1f ms",
+            completion.id[:8],
+            completion.source,
+            completion.mode,
+            len(completion.text),
+            total_ms,
+        )
+        self.recorder.completion_generated(
+            CompletionEvent(
+                id=completion.id,
+                parent_id=completion.parent_id,
+                uri=request.document.uri,
+                language=request.document.language_id,
+                model=completion.model,
+                template=completion.template,
+                mode=completion.mode.value,
+                source=completion.source.value,
+                text=completion.text,
+                prompt_chars=prompt_chars,
+                first_token_ms=first_token_ms,
+                total_ms=total_ms,
+            )
+        )
+
+
+def _cache_key(request: ModelRequest, mode: Mode) -> str:
+    params = json.dumps(
+        [request.model, mode, request.max_tokens, request.temperature, request.stop, request.extra],
+        sort_keys=True,
+        default=str,
+    )
+    digest = hashlib.sha256(params.encode())
+    digest.update(b"\0")
+    digest.update(request.prompt.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def _header_indent(text: str, offset: int) -> int:
+    """Indentation of the last non-blank line before the cursor's line."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    end = line_start - 1
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        if line.strip():
+            return len(line) - len(line.lstrip(" \t"))
+        end = start - 1
+    return 0
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,136 @@
+"""initialize, initialized, workspace/didChangeConfiguration, shutdown.
+
+Client settings (``initializationOptions``, then ``workspace/configuration``
+section ``zi``) are validated into the same Settings model as the environment;
+an invalid value is reported and the previous settings stay in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from lsprotocol import types
+from pydantic import ValidationError
+
+from server.app import build_services
+from server.completion.types import Document
+from server.lsp.server import ZiLanguageServer
+from server.notify import Level, Notifier
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_DOCUMENT_CHARS = 2_000_000  # larger documents get no completions (and are not indexed)
+
+
+def register(server: ZiLanguageServer) -> None:
+    server.feature(types.INITIALIZE)(initialize)
+    server.feature(types.INITIALIZED)(initialized)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.SHUTDOWN)(shutdown)
+
+
+def initialize(ls: ZiLanguageServer, params: types.InitializeParams) -> None:
+    notifier = Notifier()
+    notifier.connect(log_sink=ls.log_to_client, show_sink=ls.show_to_client)
+    settings = _validated(ls.base_settings, _zi_section(params.initialization_options), notifier)
+    ls.services = build_services(
+        settings or ls.base_settings, notifier=notifier, other_documents=lambda: _open_documents(ls)
+    )
+
+
+async def initialized(ls: ZiLanguageServer, params: types.InitializedParams) -> None:
+    await _pull_configuration(ls)
+
+
+async def did_change_configuration(
+    ls: ZiLanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
+    pushed = _zi_section(params.settings)
+    if pushed:
+        _apply(ls, pushed)
+    else:
+        await _pull_configuration(ls)
+
+
+async def shutdown(ls: ZiLanguageServer, params: None) -> None:
+    if ls.services is not None:
+        await ls.services.aclose()
+
+
+async def _pull_configuration(ls: ZiLanguageServer) -> None:
+    caps = ls.client_capabilities.workspace
+    if caps is None or not caps.configuration:
+        return
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="zi")])
+        )
+    except Exception as exc:  # a client that fails this request keeps the current settings
+        log.warning("workspace/configuration failed: %s", exc)
+        return
+    if result and isinstance(result[0], dict) and result[0]:
+        _apply(ls, result[0])
+
+
+def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
+    services = ls.require_services()
+    # Client settings layer over the environment, not over the previous client settings.
+    settings = _validated(ls.base_settings, overrides, services.notifier)
+    if settings is None or settings == services.settings:
+        return
+    keep_history = settings.resolved_database_url() == services.settings.resolved_database_url()
+    old = services
+    ls.services = build_services(
+        settings,
+        notifier=old.notifier,
+        other_documents=lambda: _open_documents(ls),
+        history=old.history if keep_history and old.history else True,
+        syntax=old.completions.syntax,
+    )
+    old.history = old.history if not keep_history else None
+    _background(old.aclose())
+    log.info("settings updated from the client")
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _tasks.add(task)  # keep a reference until done, or the task may vanish mid-way
+    task.add_done_callback(_tasks.discard)
+
+
+def _validated(
+    base: Settings, overrides: dict[str, Any] | None, notifier: Notifier
+) -> Settings | None:
+    try:
+        return base.merged(overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"zi.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        notifier.problem(
+            "settings", f"invalid settings ignored: {problems}", lasting=True, level=Level.ERROR
+        )
+        return None
+
+
+def _zi_section(options: Any) -> dict[str, Any] | None:
+    if not isinstance(options, dict):
+        return None
+    section = options.get("zi", options)
+    return section if isinstance(section, dict) else None
+
+
+def _open_documents(ls: ZiLanguageServer) -> list[Document]:
+    out = []
+    for doc in list(ls.workspace.text_documents.values()):
+        source = doc._source or ""  # never `doc.source`: it reads unopened files from disk
+        if len(source) <= MAX_DOCUMENT_CHARS:
+            out.append(Document(doc.uri, doc.language_id or "", doc.version or 0, source))
+    return out

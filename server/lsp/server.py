@@ -1,0 +1,64 @@
+"""The language server object: pygls' server plus this process's services.
+
+Feature modules in ``server.lsp.features`` register their handlers on it; the
+handlers stay thin and call the services (``server.app.Services``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from server import __version__
+from server.notify import Level
+
+if TYPE_CHECKING:
+    from server.app import Services
+    from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ZiLanguageServer(LanguageServer):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("zi-coder", __version__)
+        self.base_settings = settings
+        self.services: Services | None = None
+
+    def require_services(self) -> Services:
+        if self.services is None:
+            raise RuntimeError("the server is not initialized")
+        return self.services
+
+    def log_to_client(self, level: Level, message: str) -> None:
+        try:
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType(int(level)), message=message)
+            )
+        except Exception:  # no client attached yet (or gone): the log file has it
+            log.debug("could not send logMessage", exc_info=True)
+
+    def show_to_client(self, level: Level, message: str) -> None:
+        try:
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType(int(level)), message=message)
+            )
+        except Exception:
+            log.debug("could not send showMessage", exc_info=True)
+
+    def report_server_error(self, error: Exception, source: object) -> None:
+        # pygls would pop up every internal error; log it instead and keep serving.
+        log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
+        self.log_to_client(Level.ERROR, f"Zi: internal error: {error}")
+
+
+def create_server(settings: Settings) -> ZiLanguageServer:
+    from server.lsp.features import completion, documents, events, lifecycle
+
+    server = ZiLanguageServer(settings)
+    for feature in (lifecycle, documents, completion, events):
+        feature.register(server)
+    return server

@@ -1,0 +1,115 @@
+"""Settings: one typed object per process.
+
+Read from the environment (prefix ``ZI_``, nested delimiter ``__``) at the entry
+point and passed down. A client may override any key through
+``initializationOptions`` or ``workspace/configuration`` (section ``zi``) with the
+same keys in nested form; :func:`Settings.merged` validates such overrides into a
+new object, so the rest of the code only ever sees a validated ``Settings``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FimTemplateName(StrEnum):
+    AUTO = "auto"
+    QWEN = "qwen"
+    STARCODER = "starcoder"
+    DEEPSEEK = "deepseek"
+    CODELLAMA = "codellama"
+    CODEGEMMA = "codegemma"
+
+
+class InferenceSettings(BaseModel):
+    url: str = Field(
+        default="http://127.0.0.1:8000/v1",
+        description="OpenAI-compatible base URL (vLLM's default address).",
+    )
+    model: str | None = Field(
+        default=None, description="Served model name; default: the first one GET /models lists."
+    )
+    fim_template: FimTemplateName = Field(
+        default=FimTemplateName.AUTO,
+        description="Fill-in-the-middle family; auto detects it from the served tokenizer.",
+    )
+    api_key: str | None = Field(default=None, description="Bearer token for the model server.")
+    tokenizer_path: Path | None = Field(
+        default=None,
+        description="A local tokenizer.json for exact token budgets without a round trip.",
+    )
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    read_timeout_s: float = Field(default=10.0, gt=0, description="Max silence within a stream.")
+    temperature: float = Field(default=0.2, ge=0)
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra fields merged into every /completions request (e.g. min_tokens).",
+    )
+
+
+class CompletionSettings(BaseModel):
+    enabled: bool = True
+    prefix_tokens: int = Field(default=1536, gt=0, description="Token budget for the prefix.")
+    suffix_tokens: int = Field(default=512, ge=0, description="Token budget for the suffix.")
+    snippet_tokens: int = Field(
+        default=384, ge=0, description="Token budget for snippets from other open documents."
+    )
+    snippet_time_limit_ms: float = Field(default=8.0, gt=0)
+    max_tokens_single_line: int = Field(default=64, gt=0)
+    max_tokens_multi_line: int = Field(default=256, gt=0)
+    debounce_ms: float = Field(
+        default=0.0, ge=0, description="Wait this long before calling the model; 0 disables."
+    )
+    cache_ttl_s: int = Field(default=600, gt=0, description="Shared completion cache TTL.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ZI_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    redis_url: str | None = Field(
+        default=None, description="Unset: in-process cache and jobs; set: shared Redis cache."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite in the user data directory."
+    )
+    log_file: Path | None = Field(default=None, description="Also write the log to this file.")
+    log_level: str = "INFO"
+    fast_start: bool = Field(
+        default=True, description="Answer initialize while pygls is still importing."
+    )
+
+    def merged(self, overrides: dict[str, Any] | None) -> Settings:
+        """A new validated Settings with a client's nested overrides applied on top."""
+        if not overrides:
+            return self
+        data = _deep_merge(self.model_dump(), overrides)
+        # Validate without re-reading the environment: the env already shaped `self`.
+        return Settings.model_validate(data)
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        import platformdirs
+
+        data_dir = Path(platformdirs.user_data_dir("zi-coder", appauthor=False))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{data_dir / 'history.sqlite3'}"
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,970 @@
+"""A scripted OpenAI-compatible model server that stands in for vLLM.
+
+End-to-end tests and benchmarks use it where only the *content* of the model's
+answers matters. It is a real HTTP/1.1 server on a real loopback socket, built on
+asyncio streams from the standard library, and it copies the shapes of vLLM 0.x's
+OpenAI server:
+
+- ``GET /v1/models``, ``GET /health``, ``GET /version``
+- ``POST /tokenize`` (at the root, not under /v1), with a deterministic fake tokenizer
+  in which every special token of ``vocab`` is one token and the rest of the text is
+  split about one token per 4 characters
+- ``POST /v1/completions``, streaming (SSE, ``data: [DONE]``) or not; ``stop`` and
+  ``max_tokens`` are applied like vLLM applies them, ``suffix`` is refused with 400,
+  an unknown ``model`` gets 404, a prompt plus ``max_tokens`` longer than the context
+  gets 400, and, as in vLLM, ``max_tokens`` defaults to 16 when the request has none.
+
+What the "model" answers is scripted with :class:`Reply` objects: ``reply_with()``
+sets the default (a Reply, a string or a callable of the request body) and
+``queue()`` adds one-shot replies that are used first, in order.
+
+It runs in a background thread of the test process (``ScriptedModel().start()`` or
+``with ScriptedModel() as model:``) or as a subprocess::
+
+    python -m tests.support.scripted_model --port 0 [--script FILE]
+        [--oracle-source FILE --latency 0.05] [--model-name NAME]
+
+which prints its base URL (``http://127.0.0.1:PORT/v1``) on stdout once listening and
+serves until SIGTERM/SIGINT. The script file is JSON: a list of replies (queued), or
+an object with optional keys ``model_name``, ``vocab`` (list of special tokens),
+``queue`` (list of replies), ``default`` (a reply) and ``oracle``
+(``{"source_file": PATH, "latency_s": 0.05}``); a reply is a string (its text) or an
+object with the fields of :class:`Reply`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CODELLAMA_VOCAB",
+    "DEEPSEEK_CODER_VOCAB",
+    "QWEN_FIM_VOCAB",
+    "STARCODER_FIM_VOCAB",
+    "Reply",
+    "ScriptedModel",
+    "count_tokens",
+    "oracle_reply",
+    "tokenize",
+]
+
+QWEN_FIM_VOCAB: frozenset[str] = frozenset(
+    {
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+        "<|fim_pad|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+        "<|endoftext|>",
+    }
+)
+STARCODER_FIM_VOCAB: frozenset[str] = frozenset(
+    {
+        "<fim_prefix>",
+        "<fim_suffix>",
+        "<fim_middle>",
+        "<fim_pad>",
+        "<repo_name>",
+        "<file_sep>",
+        "<filename>",
+        "<|endoftext|>",
+    }
+)
+CODELLAMA_VOCAB: frozenset[str] = frozenset({"<PRE>", "<SUF>", "<MID>", "<EOT>", "<s>", "</s>"})
+DEEPSEEK_CODER_VOCAB: frozenset[str] = frozenset(
+    {
+        "<\uff5cfim\u2581begin\uff5c>",
+        "<\uff5cfim\u2581hole\uff5c>",
+        "<\uff5cfim\u2581end\uff5c>",
+        "<\uff5cbegin\u2581of\u2581sentence\uff5c>",
+        "<\uff5cend\u2581of\u2581sentence\uff5c>",
+    }
+)
+
+MAX_MODEL_LEN = 4096
+DEFAULT_MAX_TOKENS = 16  # vLLM's default for /v1/completions when max_tokens is absent
+SPECIAL_TOKEN_BASE_ID = 151_000
+_PIECE_RE = re.compile(r"\w{1,4}|\s+|[^\w\s]")
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass
+class Reply:
+    """One scripted answer of the model."""
+
+    text: str = ""  # streamed back as completion text
+    chunks: list[str] | None = None  # explicit chunking; default: ~3-char chunks of text
+    delay_s: float = 0.0  # before the first chunk (time to first token)
+    chunk_delay_s: float = 0.0  # between chunks
+    status: int = 200  # e.g. 500 -> JSON error body like vLLM's; `text` is then the message
+    broken_json: bool = False  # send a malformed `data:` line mid-stream
+    hang: bool = False  # send headers then nothing until the client goes away
+    finish_reason: str = "stop"  # when the text ends without hitting stop/max_tokens
+
+    def pieces(self) -> list[str]:
+        if self.chunks is not None:
+            return [c for c in self.chunks if c]
+        return [self.text[i : i + 3] for i in range(0, len(self.text), 3)]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Reply:
+        if isinstance(data, str):
+            return cls(text=data)
+        if not isinstance(data, dict):
+            raise ValueError(f"a reply is a string or an object, not {data!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown reply fields: {sorted(unknown)}")
+        return cls(**data)
+
+
+ReplyFn = Callable[[dict[str, Any]], "Reply | str"]
+
+
+def _as_reply(value: Reply | str) -> Reply:
+    if isinstance(value, Reply):
+        return value
+    if isinstance(value, str):
+        return Reply(text=value)
+    raise TypeError(f"expected a Reply or a str, got {type(value).__name__}")
+
+
+# ------------------------------------------------------------------------ tokenizer
+
+
+def _special_pattern(vocab: Iterable[str]) -> re.Pattern[str] | None:
+    specials = sorted(set(vocab), key=lambda s: (-len(s), s))
+    if not specials:
+        return None
+    return re.compile("|".join(re.escape(s) for s in specials))
+
+
+def _token_spans(text: str, vocab: frozenset[str]) -> list[tuple[int, int, str]]:
+    """(start, end, piece) of each token of `text`: specials whole, the rest by _PIECE_RE."""
+    spans: list[tuple[int, int, str]] = []
+    pattern = _special_pattern(vocab)
+    pos = 0
+    matches = list(pattern.finditer(text)) if pattern else []
+    for m in [*matches, None]:
+        end = m.start() if m else len(text)
+        for p in _PIECE_RE.finditer(text, pos, end):
+            spans.append((p.start(), p.end(), p.group()))
+        if m:
+            spans.append((m.start(), m.end(), m.group()))
+            pos = m.end()
+    return spans
+
+
+def tokenize(text: str, vocab: Iterable[str] = QWEN_FIM_VOCAB) -> list[int]:
+    """Deterministic fake token ids: specials get fixed ids above 151000, pieces a hash."""
+    vocab = frozenset(vocab)
+    special_ids = {s: SPECIAL_TOKEN_BASE_ID + i for i, s in enumerate(sorted(vocab))}
+    ids = []
+    for _start, _end, piece in _token_spans(text, vocab):
+        if piece in special_ids:
+            ids.append(special_ids[piece])
+        else:
+            ids.append(zlib.crc32(piece.encode()) % 150_000)
+    return ids
+
+
+def count_tokens(text: str, vocab: Iterable[str] = QWEN_FIM_VOCAB) -> int:
+    """How many tokens the scripted model's /tokenize counts in `text`."""
+    return len(_token_spans(text, frozenset(vocab)))
+
+
+# --------------------------------------------------------------------------- oracle
+
+
+def oracle_reply(
+    source_text: str,
+    latency_s: float,
+    *,
+    prefix_token: str = "<|fim_prefix|>",
+    suffix_token: str = "<|fim_suffix|>",
+    middle_token: str = "<|fim_middle|>",
+    max_tail: int = 300,
+) -> Callable[[dict[str, Any]], Reply]:
+    """A reply function playing a perfect model of the known file `source_text`.
+
+    It takes the FIM prefix from the prompt (after the last `prefix_token`, up to the
+    next suffix or middle token), finds where the longest tail of it (up to `max_tail`
+    characters) occurs in `source_text` (first occurrence), and answers with the rest
+    of that line; at a line end it answers the next line, newline included.
+    """
+
+    def reply(request: dict[str, Any]) -> Reply:
+        prompt = request.get("prompt", "")
+        if isinstance(prompt, list):
+            prompt = prompt[0] if prompt and isinstance(prompt[0], str) else ""
+        prefix = _fim_prefix(prompt, prefix_token, (suffix_token, middle_token))
+        pos = _continuation_point(source_text, prefix, max_tail)
+        return Reply(text=_rest_of_line(source_text, pos), delay_s=latency_s)
+
+    return reply
+
+
+def _fim_prefix(prompt: str, prefix_token: str, end_tokens: tuple[str, ...]) -> str:
+    start = prompt.rfind(prefix_token)
+    if start < 0:
+        return prompt
+    start += len(prefix_token)
+    ends = [i for t in end_tokens if (i := prompt.find(t, start)) >= 0]
+    return prompt[start : min(ends)] if ends else prompt[start:]
+
+
+def _continuation_point(source: str, prefix: str, max_tail: int) -> int:
+    """End in `source` of the first occurrence of the longest tail of `prefix` found there."""
+    # Every shorter tail of a tail that occurs also occurs: binary search on the length.
+    lo, hi = 0, min(max_tail, len(prefix))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if prefix[len(prefix) - mid :] in source:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return 0
+    tail = prefix[len(prefix) - lo :]
+    return source.find(tail) + lo
+
+
+def _rest_of_line(source: str, pos: int) -> str:
+    if pos >= len(source):
+        return ""
+    # At a line end, the answer is the next line, its newline included.
+    end = source.find("\n", pos + 1 if source[pos] == "\n" else pos)
+    return source[pos:] if end < 0 else source[pos:end]
+
+
+# -------------------------------------------------------------------- HTTP plumbing
+
+
+class _Disconnected(Exception):
+    """The client went away."""
+
+
+class _Conn:
+    """One client connection: a read buffer shared by the parser and the EOF watcher."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.buf = bytearray()
+        self.eof = False
+        self.gone = asyncio.Event()
+        self.on_last_write: Callable[[], None] | None = None
+
+    async def _fill(self) -> None:
+        try:
+            data = await self.reader.read(65536)
+        except (ConnectionError, OSError):
+            data = b""
+        if not data:
+            self.eof = True
+            self.gone.set()
+            raise _Disconnected
+        self.buf += data
+
+    async def read_request(self) -> tuple[str, str, dict[str, str], bytes] | None:
+        """Next request, or None when the client closed the connection between requests."""
+        while b"\r\n\r\n" not in self.buf:
+            if len(self.buf) > 1 << 20:
+                raise ValueError("request head too large")
+            try:
+                await self._fill()
+            except _Disconnected:
+                return None
+        head_end = self.buf.index(b"\r\n\r\n")
+        head = bytes(self.buf[:head_end]).decode("latin-1")
+        del self.buf[: head_end + 4]
+        request_line, *header_lines = head.split("\r\n")
+        method, target, _version = request_line.split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = await self._read_chunked()
+        else:
+            length = int(headers.get("content-length", "0") or 0)
+            while len(self.buf) < length:
+                await self._fill()
+            body = bytes(self.buf[:length])
+            del self.buf[:length]
+        return method.upper(), target, headers, body
+
+    async def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            while b"\r\n" not in self.buf:
+                await self._fill()
+            line_end = self.buf.index(b"\r\n")
+            size = int(bytes(self.buf[:line_end]).split(b";")[0], 16)
+            del self.buf[: line_end + 2]
+            if size == 0:
+                while b"\r\n" not in self.buf:
+                    await self._fill()
+                # skip trailers up to the empty line
+                while not self.buf.startswith(b"\r\n"):
+                    while b"\r\n" not in self.buf:
+                        await self._fill()
+                    del self.buf[: self.buf.index(b"\r\n") + 2]
+                    while b"\r\n" not in self.buf:
+                        await self._fill()
+                del self.buf[:2]
+                return bytes(body)
+            while len(self.buf) < size + 2:
+                await self._fill()
+            body += self.buf[:size]
+            del self.buf[: size + 2]
+
+    async def watch_eof(self) -> None:
+        """Runs while a response is produced: notices the client going away."""
+        with contextlib.suppress(_Disconnected):
+            while True:
+                await self._fill()
+
+    async def write(self, data: bytes, *, last: bool = False) -> None:
+        if self.gone.is_set():
+            raise _Disconnected
+        if last and self.on_last_write is not None:
+            self.on_last_write()
+            self.on_last_write = None
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self.gone.set()
+            raise _Disconnected from exc
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but wake up (raising) as soon as the client goes away."""
+        if self.gone.is_set():
+            raise _Disconnected
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.gone.wait(), seconds)
+        if self.gone.is_set():
+            raise _Disconnected
+
+
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    phrase = _phrase(status) or "Status"
+    lines = [
+        f"HTTP/1.1 {status} {phrase}",
+        "server: scripted-model",
+        *(f"{k}: {v}" for k, v in headers),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _phrase(status: int) -> str | None:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return None
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_ERROR_TYPES = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    404: "NotFoundError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    if status in _ERROR_TYPES:
+        err_type = _ERROR_TYPES[status]
+    elif phrase := _phrase(status):
+        err_type = re.sub(r"[^A-Za-z]", "", phrase) + "Error"
+    else:
+        err_type = "Error"
+    return {"object": "error", "message": message, "type": err_type, "param": None, "code": status}
+
+
+# ------------------------------------------------------------------------ the model
+
+
+class ScriptedModel:
+    """A vLLM look-alike HTTP server whose answers are scripted with Reply objects."""
+
+    def __init__(
+        self,
+        model_name: str = "scripted-coder",
+        vocab: set[str] | frozenset[str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_model_len: int = MAX_MODEL_LEN,
+    ) -> None:
+        self.model_name = model_name
+        self.vocab: frozenset[str] = frozenset(QWEN_FIM_VOCAB if vocab is None else vocab)
+        self.host = host
+        self.port = port
+        self.max_model_len = max_model_len
+        self.url = ""
+        # Status of GET /health; set to 503 to play an engine that is still loading.
+        self.health_status = 200
+        self.requests: list[dict[str, Any]] = []
+        self.tokenize_requests: list[dict[str, Any]] = []
+        self.cancelled = 0
+        self.completed = 0  # completion responses sent in full
+        # Exceptions raised by reply functions (answered as HTTP 500 meanwhile).
+        self.errors: list[BaseException] = []
+        self._default: Reply | ReplyFn = Reply()
+        self._queue: deque[Reply] = deque()
+        self._cond = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._created = int(time.time())
+
+    # ---------------------------------------------------------------- scripting
+
+    def reply_with(self, fn_or_reply: Reply | str | ReplyFn) -> None:
+        """The answer to every request: a Reply, a text, or callable(request_json) -> Reply."""
+        if not (isinstance(fn_or_reply, Reply | str) or callable(fn_or_reply)):
+            raise TypeError("reply_with takes a Reply, a str or a callable")
+        with self._cond:
+            self._default = fn_or_reply if callable(fn_or_reply) else _as_reply(fn_or_reply)
+
+    def queue(self, *replies: Reply | str) -> None:
+        """One-shot replies, consumed in order by the next requests before the default."""
+        with self._cond:
+            self._queue.extend(_as_reply(r) for r in replies)
+
+    def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:
+        """Block until `n` /v1/completions requests have been received."""
+        self._wait(lambda: len(self.requests) >= n, timeout, f"{n} completion requests")
+
+    def wait_for_cancelled(self, n: int, timeout: float = 5.0) -> None:
+        """Block until `n` responses have been abandoned by their client."""
+        self._wait(lambda: self.cancelled >= n, timeout, f"{n} cancelled streams")
+
+    def _wait(self, pred: Callable[[], bool], timeout: float, what: str) -> None:
+        with self._cond:
+            if not self._cond.wait_for(pred, timeout):
+                raise TimeoutError(
+                    f"timed out after {timeout}s waiting for {what}: have "
+                    f"{len(self.requests)} requests, {self.cancelled} cancelled"
+                )
+
+    def _next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._cond:
+            if self._queue:
+                return self._queue.popleft()
+            default = self._default
+        if isinstance(default, Reply):
+            return default
+        try:
+            return _as_reply(default(body))
+        except Exception as exc:
+            with self._cond:
+                self.errors.append(exc)
+            return Reply(status=500, text=f"reply function failed: {exc!r}")
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(
+                        self._handle, self.host, self.port, backlog=1024, limit=1 << 20
+                    )
+                )
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            self.port = self._server.sockets[0].getsockname()[1]
+            self.url = f"http://{self.host}:{self.port}/v1"
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._shutdown())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="scripted-model", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+
+    def stop(self) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    def __enter__(self) -> ScriptedModel:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def server_root(self) -> str:
+        """The URL without /v1, where vLLM serves /tokenize and /health."""
+        return self.url.removesuffix("/v1")
+
+    # ---------------------------------------------------------------- HTTP
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        conn = _Conn(reader, writer)
+        try:
+            while True:
+                try:
+                    request = await conn.read_request()
+                except (ValueError, UnicodeDecodeError):
+                    await conn.write(_head(400, [("content-length", "0"), ("connection", "close")]))
+                    return
+                if request is None:
+                    return
+                method, target, headers, body = request
+                watcher = asyncio.create_task(conn.watch_eof())
+                try:
+                    keep_open = await self._route(conn, method, target, body)
+                finally:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+                if not keep_open or headers.get("connection", "").lower() == "close":
+                    return
+                if conn.eof:
+                    return
+        except (_Disconnected, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _send_json(self, conn: _Conn, status: int, obj: Any) -> bool:
+        payload = _json_bytes(obj)
+        head = _head(
+            status,
+            [("content-type", "application/json"), ("content-length", str(len(payload)))],
+        )
+        await conn.write(head + payload, last=True)
+        return True
+
+    async def _route(self, conn: _Conn, method: str, target: str, body: bytes) -> bool:
+        path = target.split("?", 1)[0].rstrip("/") or "/"
+        routes: dict[str, tuple[str, Any]] = {
+            "/v1/models": ("GET", self._models),
+            "/health": ("GET", self._health),
+            "/version": ("GET", self._version),
+            "/tokenize": ("POST", self._tokenize),
+            "/v1/completions": ("POST", self._completions),
+        }
+        if path not in routes:
+            return await self._send_json(conn, 404, {"detail": "Not Found"})
+        want, handler = routes[path]
+        if method != want:
+            return await self._send_json(conn, 405, {"detail": "Method Not Allowed"})
+        if want == "GET":
+            return bool(await handler(conn))
+        try:
+            data = json.loads(body or b"null")
+        except ValueError as exc:
+            return await self._send_json(conn, 400, _error_body(400, f"invalid JSON: {exc}"))
+        if not isinstance(data, dict):
+            return await self._send_json(conn, 400, _error_body(400, "body must be an object"))
+        return bool(await handler(conn, data))
+
+    async def _models(self, conn: _Conn) -> bool:
+        card = {
+            "id": self.model_name,
+            "object": "model",
+            "created": self._created,
+            "owned_by": "vllm",
+            "root": self.model_name,
+            "parent": None,
+            "max_model_len": self.max_model_len,
+            "permission": [],
+        }
+        return await self._send_json(conn, 200, {"object": "list", "data": [card]})
+
+    async def _health(self, conn: _Conn) -> bool:
+        await conn.write(_head(self.health_status, [("content-length", "0")]))
+        return True
+
+    async def _version(self, conn: _Conn) -> bool:
+        return await self._send_json(conn, 200, {"version": "0.0.0+scripted"})
+
+    def _check_model(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        model = data.get("model")
+        if model is not None and model != self.model_name:
+            err = _error_body(404, f"The model `{model}` does not exist.")
+            err["param"] = "model"
+            return err
+        return None
+
+    async def _tokenize(self, conn: _Conn, data: dict[str, Any]) -> bool:
+        with self._cond:
+            self.tokenize_requests.append(data)
+            self._cond.notify_all()
+        if err := self._check_model(data):
+            return await self._send_json(conn, 404, err)
+        prompt = data.get("prompt")
+        if not isinstance(prompt, str):
+            return await self._send_json(conn, 400, _error_body(400, "prompt must be a string"))
+        tokens = tokenize(prompt, self.vocab)
+        return await self._send_json(
+            conn,
+            200,
+            {"count": len(tokens), "max_model_len": self.max_model_len, "tokens": tokens},
+        )
+
+    def _prompt_tokens(self, prompt: Any) -> int | None:
+        if isinstance(prompt, str):
+            return count_tokens(prompt, self.vocab)
+        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+            return count_tokens(prompt[0], self.vocab)
+        if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+            return len(prompt)
+        return None
+
+    def _validate(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        if data.get("suffix") is not None:
+            return 400, _error_body(400, "suffix is not currently supported")
+        if err := self._check_model(data):
+            return 404, err
+        prompt_tokens = self._prompt_tokens(data.get("prompt"))
+        if prompt_tokens is None:
+            return 400, _error_body(400, "prompt must be a string or a list of token ids")
+        max_tokens = data.get("max_tokens", DEFAULT_MAX_TOKENS)
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 0):
+            return 400, _error_body(400, "max_tokens must be a non-negative integer")
+        stop = data.get("stop")
+        if stop is not None and not isinstance(stop, str | list):
+            return 400, _error_body(400, "stop must be a string or a list of strings")
+        limit = self.max_model_len
+        if max_tokens is None and prompt_tokens >= limit:
+            msg = (
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {prompt_tokens} tokens in the messages, "
+                "Please reduce the length of the messages."
+            )
+            return 400, _error_body(400, msg)
+        if max_tokens is not None and prompt_tokens + max_tokens > limit:
+            msg = (
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the "
+                f"messages, {max_tokens} in the completion). Please reduce the length of "
+                "the messages or completion."
+            )
+            return 400, _error_body(400, msg)
+        return None
+
+    def _shape(self, data: dict[str, Any], reply: Reply) -> tuple[int, str, str | None]:
+        """(length of text sent, finish_reason, stop_reason) after stop and max_tokens."""
+        text = "".join(reply.pieces())
+        prompt_tokens = self._prompt_tokens(data.get("prompt")) or 0
+        max_tokens = data.get("max_tokens", DEFAULT_MAX_TOKENS)
+        if max_tokens is None:
+            max_tokens = self.max_model_len - prompt_tokens
+        spans = _token_spans(text, self.vocab)
+        length_cut = spans[max_tokens - 1][1] if len(spans) > max_tokens > 0 else None
+        if max_tokens == 0:
+            length_cut = 0
+        stops = data.get("stop") or []
+        if isinstance(stops, str):
+            stops = [stops]
+        best: tuple[int, str] | None = None
+        for s in stops:
+            if not s:
+                continue
+            i = text.find(s)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, s)
+        # vLLM checks stop strings as tokens arrive: a stop completed within the allowed
+        # tokens wins over the length limit.
+        if best is not None and (length_cut is None or best[0] + len(best[1]) <= length_cut):
+            end = best[0] + (len(best[1]) if data.get("include_stop_str_in_output") else 0)
+            return end, "stop", best[1]
+        if length_cut is not None:
+            return length_cut, "length", None
+        return len(text), reply.finish_reason, None
+
+    async def _completions(self, conn: _Conn, data: dict[str, Any]) -> bool:
+        with self._cond:
+            self.requests.append(data)
+            self._cond.notify_all()
+        if invalid := self._validate(data):
+            return await self._send_json(conn, *invalid)
+        reply = self._next_reply(data)
+        # `completed` is counted just before the last bytes go out, so that a client that
+        # has read a whole response always finds it counted; undone if that write fails.
+        conn.on_last_write = self._count_completed
+        try:
+            if data.get("stream"):
+                await self._stream(conn, data, reply)
+            else:
+                await self._complete(conn, data, reply)
+        except _Disconnected:
+            with self._cond:
+                if conn.on_last_write is None:  # counted, but the last write failed
+                    self.completed -= 1
+                self.cancelled += 1
+                self._cond.notify_all()
+            return False
+        finally:
+            conn.on_last_write = None
+        return True
+
+    def _count_completed(self) -> None:
+        with self._cond:
+            self.completed += 1
+            self._cond.notify_all()
+
+    def _base(self, cid: str) -> dict[str, Any]:
+        return {
+            "id": cid,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+        }
+
+    def _usage(self, data: dict[str, Any], text: str) -> dict[str, Any]:
+        p = self._prompt_tokens(data.get("prompt")) or 0
+        c = count_tokens(text, self.vocab)
+        return {"prompt_tokens": p, "total_tokens": p + c, "completion_tokens": c}
+
+    async def _error_reply(self, conn: _Conn, reply: Reply) -> None:
+        await conn.pause(reply.delay_s)
+        status = reply.status
+        message = reply.text or _phrase(status) or "error"
+        await self._send_json(conn, status, _error_body(status, message))
+
+    async def _complete(self, conn: _Conn, data: dict[str, Any], reply: Reply) -> None:
+        if reply.status != 200:
+            await self._error_reply(conn, reply)
+            return
+        if reply.hang:
+            await conn.gone.wait()
+            raise _Disconnected
+        await conn.pause(reply.delay_s)
+        pieces = reply.pieces()
+        if len(pieces) > 1:
+            await conn.pause(reply.chunk_delay_s * (len(pieces) - 1))
+        cut, finish, stop_reason = self._shape(data, reply)
+        text = "".join(pieces)[:cut]
+        if reply.broken_json:
+            payload = b'{"id":"cmpl-broken","object":"text_completion","choices":[{"text":'
+            head = _head(
+                200,
+                [("content-type", "application/json"), ("content-length", str(len(payload)))],
+            )
+            await conn.write(head + payload, last=True)
+            return
+        body = self._base(f"cmpl-{uuid.uuid4().hex}")
+        body["choices"] = [
+            {
+                "index": 0,
+                "text": text,
+                "logprobs": None,
+                "finish_reason": finish,
+                "stop_reason": stop_reason,
+                "prompt_logprobs": None,
+            }
+        ]
+        body["usage"] = self._usage(data, text)
+        await self._send_json(conn, 200, body)
+
+    async def _stream(self, conn: _Conn, data: dict[str, Any], reply: Reply) -> None:
+        if reply.status != 200:
+            await self._error_reply(conn, reply)
+            return
+        await conn.write(
+            _head(
+                200,
+                [
+                    ("content-type", "text/event-stream; charset=utf-8"),
+                    ("transfer-encoding", "chunked"),
+                ],
+            )
+        )
+
+        async def event(payload: bytes) -> None:
+            frame = b"data: " + payload + b"\n\n"
+            await conn.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+
+        if reply.hang:
+            await conn.gone.wait()
+            raise _Disconnected
+        cid = f"cmpl-{uuid.uuid4().hex}"
+        cut, finish, stop_reason = self._shape(data, reply)
+        # Re-chunk the reply's pieces so that exactly `cut` characters go out.
+        out: list[str] = []
+        sent = 0
+        for piece in reply.pieces():
+            if sent >= cut:
+                break
+            piece = piece[: cut - sent]
+            out.append(piece)
+            sent += len(piece)
+        broken_at = len(out) // 2 if reply.broken_json else -1
+        include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(text: str, finish_reason: str | None, stop: str | None) -> bytes:
+            obj = self._base(cid)
+            obj["choices"] = [
+                {
+                    "index": 0,
+                    "text": text,
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                    "stop_reason": stop,
+                }
+            ]
+            if include_usage:
+                obj["usage"] = None
+            return _json_bytes(obj)
+
+        await conn.pause(reply.delay_s)
+        for i, piece in enumerate(out):
+            if i == broken_at:
+                await event(b'{"id":"' + cid.encode() + b'","object":"text_completion","choi')
+            if i > 0:
+                await conn.pause(reply.chunk_delay_s)
+            await event(chunk(piece, None, None))
+        if broken_at >= 0 and not out:
+            await event(b'{"id":"' + cid.encode() + b'","object":"text_completion","choi')
+        await event(chunk("", finish, stop_reason))
+        if include_usage:
+            final = self._base(cid)
+            final["choices"] = []
+            final["usage"] = self._usage(data, "".join(out))
+            await event(_json_bytes(final))
+        done = b"data: [DONE]\n\n"
+        await conn.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done), last=True)
+
+
+# ----------------------------------------------------------------------- standalone
+
+
+def _load_script(model_args: dict[str, Any], path: Path) -> tuple[list[Reply], Any]:
+    script = json.loads(path.read_text())
+    if isinstance(script, list):
+        return [Reply.from_json(r) for r in script], None
+    if not isinstance(script, dict):
+        raise ValueError("a script is a JSON list of replies or an object")
+    if "model_name" in script:
+        model_args["model_name"] = script["model_name"]
+    if "vocab" in script:
+        model_args["vocab"] = set(script["vocab"])
+    queued = [Reply.from_json(r) for r in script.get("queue", [])]
+    default: Any = None
+    if "default" in script:
+        default = Reply.from_json(script["default"])
+    if "oracle" in script:
+        oracle = script["oracle"]
+        source = (path.parent / oracle["source_file"]).read_text()
+        default = oracle_reply(source, float(oracle.get("latency_s", 0.0)))
+    return queued, default
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--model-name", default=None)
+    parser.add_argument("--script", type=Path, help="JSON script of replies")
+    parser.add_argument("--oracle-source", type=Path, help="answer as a perfect model of FILE")
+    parser.add_argument("--latency", type=float, default=0.0, help="oracle time to first token")
+    args = parser.parse_args(argv)
+
+    model_args: dict[str, Any] = {}
+    queued: list[Reply] = []
+    default: Any = None
+    if args.script:
+        queued, default = _load_script(model_args, args.script)
+    if args.model_name:
+        model_args["model_name"] = args.model_name
+    if args.oracle_source:
+        default = oracle_reply(args.oracle_source.read_text(), args.latency)
+
+    model = ScriptedModel(**model_args, host=args.host, port=args.port)
+    if default is not None:
+        model.reply_with(default)
+    model.queue(*queued)
+
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    model.start()
+    print(model.url, flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        model.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
