@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server import __version__
+
+if TYPE_CHECKING:
+    from server.lsp.server import ZiLanguageServer
 
 log = logging.getLogger("server")
 
@@ -51,13 +56,10 @@ def _configure_logging(level: str, log_file: Path | None) -> None:
     if logging.getLogger().level > logging.DEBUG:
         # pygls logs every message body at INFO: documents would flood the log.
         logging.getLogger("pygls").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _serve(tcp: str | None) -> int:
-    from server.settings import Settings
-
-    settings = Settings()
-    _configure_logging(settings.log_level, settings.log_file)
     if tcp is not None:
         host, _, port = tcp.rpartition(":")
         try:
@@ -67,14 +69,23 @@ def _serve(tcp: str | None) -> int:
         except ValueError:
             sys.stderr.write(f"zi-coder: --tcp needs a loopback HOST:PORT, got {tcp!r}\n")
             return 2
-        from server.lsp.server import create_server
-
-        create_server(settings).start_tcp(host.strip("[]"), port_number)
+        _build_server().start_tcp(host.strip("[]"), port_number)
         return 0
     from server.lsp.fast_start import serve_stdio
 
-    serve_stdio(settings)
+    # Read before Settings exist: building them is part of what fast start hides.
+    fast = os.environ.get("ZI_FAST_START", "true").strip().lower() not in {"0", "false", "no"}
+    serve_stdio(_build_server, fast=fast)
     return 0
+
+
+def _build_server() -> ZiLanguageServer:
+    from server.lsp.server import create_server
+    from server.settings import Settings
+
+    settings = Settings()
+    _configure_logging(settings.log_level, settings.log_file)
+    return create_server(settings)
 
 
 _EXTENSIONS = {

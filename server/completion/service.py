@@ -41,6 +41,7 @@ from server.syntax import Syntax
 log = logging.getLogger(__name__)
 
 _MULTI_LINE_STOPS = ("\n\n\n",)
+_ORPHAN_GRACE_S = 0.05
 
 
 @dataclass(slots=True)
@@ -245,7 +246,15 @@ class CompletionService:
         finally:
             call.waiters -= 1
             if call.waiters == 0 and not call.task.done():
-                call.task.cancel()  # nobody wants it any more: close the stream
+                # Editors often cancel a request and re-send the same one at once; give
+                # the newcomer a moment to join before closing the stream.
+                asyncio.get_running_loop().call_later(_ORPHAN_GRACE_S, self._drop_orphan, key, call)
+
+    def _drop_orphan(self, key: str, call: _SharedCall) -> None:
+        if call.waiters == 0 and not call.task.done():
+            if self._calls.get(key) is call:
+                del self._calls[key]  # nobody may join a call that is being cancelled
+            call.task.cancel()  # closes the HTTP stream: vLLM stops generating
 
     async def _call_model(
         self, key: str, request: ModelRequest, mode: Mode, around: postprocess.Surroundings

@@ -10,7 +10,8 @@ capabilities are set up exactly as usual) and its own answer to it is dropped;
 if that answer ever differs from ours, the difference is logged as an error
 (a test keeps the two equal).
 
-Set ``ZI_FAST_START=false`` to let pygls answer ``initialize`` itself.
+Set ``ZI_FAST_START=false`` to let pygls answer ``initialize`` itself. That one
+variable is read before Settings exist, since building them is part of the wait.
 """
 
 from __future__ import annotations
@@ -19,20 +20,19 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from server import __version__
 
 if TYPE_CHECKING:
     from server.lsp.server import ZiLanguageServer
-    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # pygls' ServerCapabilitiesBuilder output for our registered features, minus the
 # position encoding, which depends on what the client offers.
 CAPABILITIES: dict[str, Any] = {
-    "textDocumentSync": {"openClose": True, "change": 2, "save": False},
     "completionProvider": {},
     "executeCommandProvider": {"commands": ["zi.acceptCompletion"]},
     "workspace": {
@@ -46,14 +46,21 @@ _SUPPORTED_ENCODINGS = ("utf-8", "utf-16", "utf-32")
 
 def initialize_result(params: dict[str, Any]) -> dict[str, Any]:
     """The InitializeResult pygls would send for `params` (see pygls' capabilities.py)."""
+    client = params.get("capabilities") or {}
     encoding = "utf-16"
-    general = (params.get("capabilities") or {}).get("general") or {}
-    for offered in general.get("positionEncodings") or ():
+    for offered in (client.get("general") or {}).get("positionEncodings") or ():
         if offered in _SUPPORTED_ENCODINGS:
             encoding = offered
             break
+    # pygls answers willSave* with false when the client mentions them at all.
+    client_sync = (client.get("textDocument") or {}).get("synchronization") or {}
+    sync: dict[str, Any] = {"openClose": True, "change": 2}
+    for key in ("willSave", "willSaveWaitUntil"):
+        if client_sync.get(key) is not None:
+            sync[key] = False
+    sync["save"] = False
     return {
-        "capabilities": {"positionEncoding": encoding, **CAPABILITIES},
+        "capabilities": {"positionEncoding": encoding, "textDocumentSync": sync, **CAPABILITIES},
         "serverInfo": {"name": "zi-coder", "version": __version__},
     }
 
@@ -150,30 +157,30 @@ class _DropAnswer:
         self._stream.write(data)
         self._stream.flush()
 
+    def flush(self) -> None:
+        self._stream.flush()
+
     def close(self) -> None:
         self._stream.close()
 
 
-def serve_stdio(settings: Settings) -> None:
+def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> None:
+    """Serve LSP on stdin/stdout; `build` imports and creates the server (the slow part)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    if not settings.fast_start:
-        from server.lsp.server import create_server
-
-        create_server(settings).start_io(stdin, stdout)
+    if not fast:
+        build().start_io(stdin, stdout)
         return
 
     built: list[ZiLanguageServer] = []
     failure: list[BaseException] = []
 
-    def build() -> None:
+    def run_build() -> None:
         try:
-            from server.lsp.server import create_server
-
-            built.append(create_server(settings))
-        except BaseException as exc:  # reported on the main thread
+            built.append(build())
+        except BaseException as exc:  # re-raised on the main thread
             failure.append(exc)
 
-    builder = threading.Thread(target=build, name="zi-import", daemon=True)
+    builder = threading.Thread(target=run_build, name="zi-import", daemon=True)
     builder.start()
     consumed, first = read_message(stdin)
     request_id = None
@@ -186,4 +193,5 @@ def serve_stdio(settings: Settings) -> None:
     builder.join()
     if failure:
         raise failure[0]
-    built[0].start_io(_Replay(consumed, stdin), _DropAnswer(stdout, request_id, sent))  # type: ignore[arg-type]
+    writer = _DropAnswer(stdout, request_id, sent)
+    built[0].start_io(_Replay(consumed, stdin), writer)  # type: ignore[arg-type]

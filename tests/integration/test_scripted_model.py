@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def http() -> httpx.Client:
+def http() -> Iterator[httpx.Client]:
     with httpx.Client(trust_env=False, timeout=10) as client:
         yield client
 
@@ -403,22 +404,22 @@ def test_oracle_through_the_server(scripted_model: ScriptedModel, http: httpx.Cl
 def test_runs_as_a_subprocess(tmp_path: Path, http: httpx.Client) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"queue": ["first", {"text": "second"}], "default": "later"}))
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "tests.support.scripted_model", "--port", "0", "--script", script],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:")
-        assert url.endswith("/v1")
-        got = []
-        for _ in range(3):
-            r = http.post(f"{url}/completions", json=completion_body(stream=False))
-            got.append(r.json()["choices"][0]["text"])
-        assert got == ["first", "second", "later"]
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=10) == 0
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            url = proc.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:")
+            assert url.endswith("/v1")
+            got = []
+            for _ in range(3):
+                r = http.post(f"{url}/completions", json=completion_body(stream=False))
+                got.append(r.json()["choices"][0]["text"])
+            assert got == ["first", "second", "later"]
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=10) == 0

@@ -28,7 +28,7 @@ from tests.support.vllm_server import (
 MODEL_CACHE_ENV = "ZI_TEST_MODEL_CACHE"
 DEFAULT_MODEL_DIR = Path("~/.cache/zi-coder/tiny-model-v1")
 #: Per-test timeout for realmodel tests that set none themselves: the first test
-#: also pays for the session fixtures (model build plus about 30 s server start,
+#: also pays for the session fixtures (model build ~7 s plus ~40-50 s server start,
 #: with up to 240 s allowed for the latter), beyond the suite's default 120 s.
 REALMODEL_TIMEOUT_S = 420
 

@@ -274,6 +274,7 @@ class _Conn:
         self.eof = False
         self.gone = asyncio.Event()
         self.on_last_write: Callable[[], None] | None = None
+        self.last_write_started = False
 
     async def _fill(self) -> None:
         try:
@@ -349,8 +350,8 @@ class _Conn:
         if self.gone.is_set():
             raise _Disconnected
         if last and self.on_last_write is not None:
+            self.last_write_started = True
             self.on_last_write()
-            self.on_last_write = None
         try:
             self.writer.write(data)
             await self.writer.drain()
@@ -571,7 +572,7 @@ class ScriptedModel:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         conn = _Conn(reader, writer)
         try:
             while True:
@@ -597,7 +598,7 @@ class ScriptedModel:
         except (_Disconnected, asyncio.CancelledError):
             pass
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -760,6 +761,7 @@ class ScriptedModel:
         # `completed` is counted just before the last bytes go out, so that a client that
         # has read a whole response always finds it counted; undone if that write fails.
         conn.on_last_write = self._count_completed
+        conn.last_write_started = False
         try:
             if data.get("stream"):
                 await self._stream(conn, data, reply)
@@ -767,7 +769,7 @@ class ScriptedModel:
                 await self._complete(conn, data, reply)
         except _Disconnected:
             with self._cond:
-                if conn.on_last_write is None:  # counted, but the last write failed
+                if conn.last_write_started:  # counted, but the last write failed
                     self.completed -= 1
                 self.cancelled += 1
                 self._cond.notify_all()
