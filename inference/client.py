@@ -148,7 +148,7 @@ class InferenceClient:
         except httpx.TimeoutException as exc:
             raise ModelTimeout(f"model server at {self.base_url} timed out") from exc
         except httpx.HTTPError as exc:
-            raise ModelError(f"model server error: {exc}") from exc
+            raise ModelError(f"model server error: {exc.__class__.__name__}: {exc}") from exc
 
     async def _get_json(self, url: str) -> Any:
         return await self._request_json("GET", url, None)
@@ -164,7 +164,7 @@ class InferenceClient:
         except httpx.TimeoutException as exc:
             raise ModelTimeout(f"model server at {self.base_url} timed out") from exc
         except httpx.HTTPError as exc:
-            raise ModelError(f"model server error: {exc}") from exc
+            raise ModelError(f"model server error: {exc.__class__.__name__}: {exc}") from exc
         if response.status_code != 200:
             raise ModelHTTPError(response.status_code, _error_message(response))
         try:

@@ -36,7 +36,10 @@ class Services:
     recorder: Recorder
     history: HistoryWriter | None
 
-    async def aclose(self) -> None:
+    async def aclose(self, drain_s: float = 0.0) -> None:
+        """Release resources; with `drain_s`, first let requests in progress finish."""
+        if drain_s:
+            await self.completions.drain(drain_s)
         await self.backend.aclose()
         await self.cache.aclose()
         if self.history is not None:

@@ -126,7 +126,7 @@ class CompletionService:
             self._record(request, completion, started, None, 0)
             return completion
 
-        task = asyncio.get_running_loop().create_task(self._generate_for(request, started))
+        task = asyncio.get_running_loop().create_task(self._guarded(request, started))
         mine = _Pending(task, request.line, request.character)
         self._pending[uri] = mine
         try:
@@ -139,6 +139,12 @@ class CompletionService:
         finally:
             if self._pending.get(uri) is mine:
                 del self._pending[uri]
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (bounded) until no request or model call is in progress."""
+        tasks = [p.task for p in self._pending.values()] + [c.task for c in self._calls.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
 
     def document_changed(self, uri: str, line: int | None, character: int | None) -> None:
         """An edit at or before a pending request's position makes it stale."""
@@ -163,6 +169,16 @@ class CompletionService:
         if pending is not None and not pending.task.done():
             pending.superseded = True
             pending.task.cancel()
+
+    async def _guarded(self, request: CompletionRequest, started: float) -> Completion | None:
+        try:
+            return await self._generate_for(request, started)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must cost one suggestion, not the session
+            log.exception("completion failed for %s", request.document.uri)
+            self.backend.notifier.problem("internal", f"completion failed: {exc!r}")
+            return None
 
     async def _generate_for(self, request: CompletionRequest, started: float) -> Completion | None:
         if self.settings.debounce_ms:

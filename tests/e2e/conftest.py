@@ -43,9 +43,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest_asyncio.fixture
-async def start_server(
-    scripted_model: ScriptedModel, db_url: str
-) -> AsyncIterator[StartServer]:
+async def start_server(scripted_model: ScriptedModel, db_url: str) -> AsyncIterator[StartServer]:
     clients: list[LanguageClient] = []
 
     async def start(

@@ -154,8 +154,11 @@ async def test_outcomes_reach_the_history_database(
         types.ExecuteCommandParams(command="zi.acceptCompletion", arguments=[first_id])
     )
 
-    rows = db_rows(db_url, f"select outcome, model, source, mode from completions "
-                           f"where id = '{first_id}' and outcome = 'accepted'")
+    rows = db_rows(
+        db_url,
+        f"select outcome, model, source, mode from completions "
+        f"where id = '{first_id}' and outcome = 'accepted'",
+    )
     assert rows == [("accepted", "scripted-coder", "model", "multi_line")]
 
     open_document(client, "file:///work/project/other.py", "def sub(a, b):\n    \n")
@@ -165,8 +168,11 @@ async def test_outcomes_reach_the_history_database(
     client.protocol.notify(
         "zi/didPartiallyAcceptCompletion", {"id": second_id, "acceptedLength": 6}
     )
-    rows = db_rows(db_url, f"select outcome, accepted_length from completions "
-                           f"where id = '{second_id}' and outcome = 'partially_accepted'")
+    rows = db_rows(
+        db_url,
+        f"select outcome, accepted_length from completions "
+        f"where id = '{second_id}' and outcome = 'partially_accepted'",
+    )
     assert rows == [("partially_accepted", 6)]
 
 
@@ -184,8 +190,9 @@ async def test_a_new_suggestion_marks_the_shown_one_rejected(
     scripted_model.reply_with(Reply(text=" = a * b"))
     assert texts(await inline(client, URI, 1, 5)) == [" = a * b"]
 
-    rows = db_rows(db_url, f"select outcome from completions where id = '{first_id}' "
-                           "and outcome = 'rejected'")
+    rows = db_rows(
+        db_url, f"select outcome from completions where id = '{first_id}' and outcome = 'rejected'"
+    )
     assert rows == [("rejected",)]
 
 

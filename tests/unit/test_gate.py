@@ -38,6 +38,8 @@ def syntax() -> Syntax:
         ("x = |  # comment", False),  # a comment after the cursor is text, not closers
         ("if x|:", True),
         ("return |x", False),
+        ("foo(|)\r\nbar()", True),  # CRLF: the \r is part of the line end
+        ("fo|o\r\n", False),
     ],
 )
 def test_allows(source: str, expected: bool) -> None:
@@ -79,6 +81,16 @@ JS_EMPTY_FUNCTION = "function f() {\n  |\n}\n"
 JS_NON_EMPTY_FUNCTION = "function f() {\n  g();\n  |\n}\n"
 JS_EMPTY_IF = "if (ok) {\n  |\n}\n"
 RUST_EMPTY_FN = "fn main() {\n    |\n}\n"
+PY_EMPTY_DEF_CRLF = "def f():\r\n    |\r\n"
+# Top-level continuation clauses: the parse window must not start at `else:`/`elif`.
+PY_TOP_LEVEL_EMPTY_ELSE = "if a:\n    x = 1\nelse:\n    |\n"
+PY_TOP_LEVEL_EMPTY_ELIF = "x = 0\nif a:\n    x = 1\nelif b:\n    |\n"
+PY_NESTED_EMPTY_ELIF = "def f():\n    if a:\n        x = 1\n    elif b:\n        |\n"
+PY_EMPTY_EXCEPT = "def f():\n    try:\n        x = 1\n    except E:\n        |\n"
+PY_EMPTY_FINALLY = "def f():\n    try:\n        x = 1\n    finally:\n        |\n"
+# A body holding only a comment is still empty (as `Syntax._is_empty` and JS agree).
+PY_COMMENT_ONLY_BODY = "def f():\n    # TODO: parse the header\n    |\n"
+JS_COMMENT_ONLY_BODY = "function f() {\n  // TODO: parse the header\n  |\n}\n"
 
 
 @pytest.mark.parametrize(
@@ -101,6 +113,14 @@ RUST_EMPTY_FN = "fn main() {\n    |\n}\n"
         ("javascript", JS_EMPTY_IF, Mode.MULTI_LINE),
         ("javascriptreact", JS_EMPTY_FUNCTION, Mode.MULTI_LINE),
         ("rust", RUST_EMPTY_FN, Mode.MULTI_LINE),
+        ("python", PY_EMPTY_DEF_CRLF, Mode.MULTI_LINE),
+        ("python", PY_TOP_LEVEL_EMPTY_ELSE, Mode.MULTI_LINE),
+        ("python", PY_TOP_LEVEL_EMPTY_ELIF, Mode.MULTI_LINE),
+        ("python", PY_NESTED_EMPTY_ELIF, Mode.MULTI_LINE),
+        ("python", PY_EMPTY_EXCEPT, Mode.MULTI_LINE),
+        ("python", PY_EMPTY_FINALLY, Mode.MULTI_LINE),
+        ("python", PY_COMMENT_ONLY_BODY, Mode.MULTI_LINE),
+        ("javascript", JS_COMMENT_ONLY_BODY, Mode.MULTI_LINE),
     ],
     ids=[
         "py-empty-def",
@@ -120,6 +140,14 @@ RUST_EMPTY_FN = "fn main() {\n    |\n}\n"
         "js-empty-if",
         "jsx-alias",
         "rust-empty-fn",
+        "py-empty-def-crlf",
+        "py-top-level-empty-else",
+        "py-top-level-empty-elif",
+        "py-nested-empty-elif",
+        "py-empty-except",
+        "py-empty-finally",
+        "py-comment-only-body",
+        "js-comment-only-body",
     ],
 )
 def test_decide_mode_with_grammar(
@@ -161,6 +189,23 @@ def test_parse_window_skips_closing_brackets_at_column_zero() -> None:
     text, offset = split_cursor("const a = 1;\nfunction f() {\n  g();\n}\n|")
     window = parse_window(text, offset)
     assert text[window.start :].startswith("function f() {")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "if a:\n    x = 1\nelse:\n    |\n",
+        "if a:\n    x = 1\nelif b:\n    |\n",
+        "try:\n    x = 1\nexcept ValueError:\n    |\n",
+        "try:\n    x = 1\nfinally:\n    |\n",
+    ],
+    ids=["else", "elif", "except", "finally"],
+)
+def test_parse_window_does_not_start_at_a_continuation_clause(source: str) -> None:
+    """`else:` alone does not parse like the whole file; the window must include its `if`."""
+    text, offset = split_cursor(source)
+    window = parse_window(text, offset)
+    assert text[window.start :].startswith(("if a:", "try:"))
 
 
 def test_parse_window_from_the_first_line_when_nothing_is_top_level() -> None:

@@ -92,8 +92,8 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
         syntax=old.completions.syntax,
     )
     old.history = old.history if not keep_history else None
-    _background(old.aclose())
-    log.info("settings updated from the client")
+    _background(old.aclose(drain_s=30))
+    old.notifier.info("settings updated from the client")
 
 
 _tasks: set[asyncio.Task[None]] = set()

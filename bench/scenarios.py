@@ -1,0 +1,475 @@
+"""The benchmark scenarios; each returns a JSON-able dict of raw samples and summaries.
+
+All of them drive the real server subprocess (``python -m server serve``) over
+stdio with `bench.lsp_client` against the scripted model in its own subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import re
+import sysconfig
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.lsp_client import (
+    AUTOMATIC,
+    INVOKED,
+    LspClient,
+    Response,
+    read_rss_kb,
+    server_env,
+)
+from bench.model import DIRECT_TAG, DirectClient, ModelProcess
+from bench.stats import summary
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+OVERHEAD_FILE = STDLIB / "json" / "decoder.py"
+TYPIST_FILE = STDLIB / "shlex.py"
+FIXED_REPLY = "  # zi-bench"  # valid after any line end, absent from the files
+MODEL_TTFT_S = 0.020
+ORACLE_LATENCY_S = 0.030
+GAP_S = 0.03  # idle time between measured requests (a user is never faster)
+_LOG_LINE = re.compile(r"completion \w+ (\w+) (\w+) (\d+) chars in ([\d.]+) ms")
+
+
+@dataclass
+class Bench:
+    model: ModelProcess
+    workdir: Path
+    quick: bool
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 4)
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    bench: Bench, name: str, module: str = "server", **env: str
+) -> AsyncIterator[LspClient]:
+    log_path = bench.workdir / f"{name}.stderr.log"
+    with log_path.open("wb") as stderr:
+        lsp = await LspClient.spawn(
+            server_env(bench.model.url, bench.workdir, **env), stderr, module=module
+        )
+        try:
+            await lsp.initialize()
+            yield lsp
+        finally:
+            await lsp.close()
+
+
+def logged_sources(bench: Bench, name: str) -> Counter[str]:
+    """Completions the server logged (INFO) by source: model, typeahead, shared_cache, joined."""
+    text = (bench.workdir / f"{name}.stderr.log").read_text(errors="replace")
+    return Counter(m.group(1) for m in _LOG_LINE.finditer(text))
+
+
+def line_ends(text: str) -> list[tuple[int, int]]:
+    """(line, character) at the end of each line with code (not a continuation line)."""
+    out = []
+    for number, line in enumerate(text.split("\n")):
+        if line.strip() and not line.rstrip().endswith("\\"):
+            out.append((number, len(line.encode("utf-16-le")) // 2))
+    return out
+
+
+def stdlib_documents(count: int, max_bytes: int = 50_000) -> list[tuple[Path, str]]:
+    docs = []
+    for path in sorted(STDLIB.glob("*.py")):
+        if path.stat().st_size > max_bytes:
+            continue
+        try:
+            docs.append((path, path.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, OSError):
+            continue
+        if len(docs) == count:
+            break
+    return docs
+
+
+class ModelLog:
+    """Completion requests the model has received, read incrementally."""
+
+    def __init__(self, model: ModelProcess, seen: int = 0) -> None:
+        self.model = model
+        self.seen = seen
+
+    @classmethod
+    async def now(cls, model: ModelProcess) -> ModelLog:
+        return cls(model, (await model.counts())["completions"])
+
+    async def new(self) -> list[dict[str, Any]]:
+        """Requests the server sent since the last call (the benchmark's own left out)."""
+        bodies = await self.model.requests(self.seen)
+        self.seen += len(bodies)
+        return [b for b in bodies if b.get("user") != DIRECT_TAG]
+
+
+async def _timed_pair(
+    lsp: LspClient, direct: DirectClient, log: ModelLog, uri: str, line: int, char: int
+) -> dict[str, Any] | None:
+    """One invoked completion through the server, then the same prompt straight to the model."""
+    response = await lsp.inline(uri, line, char, INVOKED)
+    bodies = await log.new()
+    if len(bodies) != 1:
+        return {"line": line, "model_requests": len(bodies), "lsp_ms": ms(response.seconds)}
+    direct_s, _ = await direct.post(direct.encode(bodies[0]))
+    return {
+        "line": line,
+        "model_requests": 1,
+        "lsp_ms": ms(response.seconds),
+        "direct_ms": ms(direct_s),
+        "overhead_ms": ms(response.seconds - direct_s),
+        "shown": bool(response.items),
+        "prompt_chars": len(bodies[0].get("prompt", "")),
+    }
+
+
+def _overhead_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    paired = [s for s in samples if "overhead_ms" in s]
+    return {
+        "pairs": len(paired),
+        "cache_hits_or_extra_requests": len(samples) - len(paired),
+        "empty_answers": sum(1 for s in paired if not s["shown"]),
+        "overhead_ms": summary([s["overhead_ms"] for s in paired]),
+        "lsp_ms": summary([s["lsp_ms"] for s in paired]),
+        "direct_ms": summary([s["direct_ms"] for s in paired]),
+    }
+
+
+# -------------------------------------------------------------- 1 + 2: latency
+
+
+async def completion_latency(bench: Bench, n: int, typeahead_trials: int) -> dict[str, Any]:
+    """Scenario 1 (server overhead per invoked completion) and 2 (type-ahead hits)."""
+    text = OVERHEAD_FILE.read_text(encoding="utf-8")
+    uri = OVERHEAD_FILE.as_uri()
+    positions = line_ends(text)
+    random.Random(1).shuffle(positions)
+    warmup, rest = positions[:10], positions[10:]
+    measured, spare = rest[:n], rest[n:]
+    await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
+    direct = DirectClient(bench.model.url)
+    async with running_server(bench, "latency") as lsp:
+        lsp.did_open(uri, text)
+        log = await ModelLog.now(bench.model)
+        for line, char in warmup:  # imports, grammar, model resolution, token counts
+            await _timed_pair(lsp, direct, log, uri, line, char)
+        before = await bench.model.settle()
+        samples = []
+        for line, char in measured:
+            sample = await _timed_pair(lsp, direct, log, uri, line, char)
+            if sample is not None:
+                samples.append(sample)
+            await asyncio.sleep(GAP_S)
+        after = await bench.model.settle()
+        typeahead = await _typeahead(
+            bench, lsp, direct, log, uri, (spare or measured)[:typeahead_trials]
+        )
+    await direct.close()
+    overhead = _overhead_summary(samples)
+    overhead.update(
+        positions_available=len(rest),
+        model_ttft_ms=MODEL_TTFT_S * 1000,
+        document=str(OVERHEAD_FILE),
+        tokenize_requests_during_measurement=after["tokenize"] - before["tokenize"],
+        samples=samples,
+    )
+    return {"overhead": overhead, "typeahead": typeahead}
+
+
+async def _typeahead(
+    bench: Bench,
+    lsp: LspClient,
+    direct: DirectClient,
+    log: ModelLog,
+    uri: str,
+    positions: list[tuple[int, int]],
+) -> dict[str, Any]:
+    """Type the first characters of a shown suggestion; time each following request."""
+    version = 1
+    times: list[float] = []
+    correct = 0
+    model_requests_during_hits = 0
+    for line, char in positions:
+        shown = await lsp.inline(uri, line, char, INVOKED)
+        await log.new()
+        if not shown.items:
+            continue
+        suggestion = shown.items[0]["insertText"]
+        typed = 0
+        for k in range(1, min(3, len(suggestion) - 1) + 1):
+            version += 1
+            lsp.did_change(uri, version, (line, char + k - 1), (line, char + k - 1), suggestion[k - 1])
+            response = await lsp.inline(uri, line, char + k, AUTOMATIC)
+            typed = k
+            times.append(ms(response.seconds))
+            if response.items and response.items[0]["insertText"] == suggestion[k:]:
+                correct += 1
+        model_requests_during_hits += len(await log.new())
+        version += 1
+        lsp.did_change(uri, version, (line, char), (line, char + typed), "")  # undo the typing
+        await asyncio.sleep(GAP_S)
+    return {
+        "requests": len(times),
+        "served_remaining_suggestion": correct,
+        "model_requests_during_hits": model_requests_during_hits,
+        "latency_ms": summary(times),
+        "samples_ms": times,
+    }
+
+
+# ------------------------------------------------------------------ 3: typist
+
+
+async def typist(
+    bench: Bench, chars: int, gap_s: float, name: str = "typist"
+) -> dict[str, Any]:
+    """Type a stdlib file into an empty document, one inlineCompletion per keystroke."""
+    from server.completion import gate  # the server's own rule, for the comparison count
+
+    source = TYPIST_FILE.read_text(encoding="utf-8")
+    cut = source.find("\n", chars)
+    text = source[: cut + 1 if cut >= 0 else len(source)]
+    await bench.model.oracle(str(TYPIST_FILE), ORACLE_LATENCY_S)
+    uri = (bench.workdir / "typed" / TYPIST_FILE.name).as_uri()
+    state = {"version": 1}
+    outcome: Counter[str] = Counter()
+    latencies: dict[str, list[float]] = {"shown": [], "empty": [], "late": []}
+    allowed = 0
+    cancels_sent = 0
+
+    async with running_server(bench, name) as lsp:
+        lsp.did_open(uri, "", version=1)
+        await asyncio.sleep(1.0)  # let the server finish starting (fast start builds lazily)
+        counts0 = await bench.model.counts()
+
+        def on_answer(future: asyncio.Future[Response], index: int, version: int) -> None:
+            if future.cancelled() or future.exception() is not None:
+                outcome["lost"] += 1
+                return
+            response = future.result()
+            if response.error is not None:
+                outcome["cancelled" if response.error.get("code") == -32800 else "error"] += 1
+                return
+            if not response.items:
+                outcome["empty"] += 1
+                latencies["empty"].append(ms(response.seconds))
+                return
+            if state["version"] != version:
+                outcome["late"] += 1  # the user typed on before it came
+                latencies["late"].append(ms(response.seconds))
+                return
+            outcome["shown"] += 1
+            latencies["shown"].append(ms(response.seconds))
+            item = response.items[0]
+            if text[index + 1 :].startswith(item["insertText"]):
+                outcome["shown_correct"] += 1
+            arguments = (item.get("command") or {}).get("arguments") or []
+            if arguments:
+                lsp.notify("zi/didShowCompletion", {"id": arguments[0]})
+
+        typed = ""
+        line = col = 0
+        previous = None
+        started = time.perf_counter()
+        for index, ch in enumerate(text):
+            delay = started + index * gap_s - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if previous is not None and not previous.future.done():
+                lsp.cancel(previous.id)  # as editors do when the next keystroke comes
+                cancels_sent += 1
+            state["version"] += 1
+            lsp.did_change(uri, state["version"], (line, col), (line, col), ch)
+            typed += ch
+            if ch == "\n":
+                line, col = line + 1, 0
+            else:
+                col += len(ch.encode("utf-16-le")) // 2
+            allowed += gate.allows(typed, len(typed))
+            previous = lsp.send_inline(uri, line, col, AUTOMATIC)
+            previous.future.add_done_callback(
+                lambda f, i=index, v=state["version"]: on_answer(f, i, v)
+            )
+        elapsed = time.perf_counter() - started
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(previous.future), 10)
+        counts1 = await bench.model.settle(quiet_s=0.3)
+    sources = logged_sources(bench, name)
+    keystrokes = len(text)
+    model_requests = counts1["completions"] - counts0["completions"]
+    hits = sources["typeahead"] + sources["shared_cache"]
+    per100 = 100 / keystrokes
+    return {
+        "file": str(TYPIST_FILE),
+        "keystrokes": keystrokes,
+        "gap_ms": gap_s * 1000,
+        "typing_seconds": round(elapsed, 2),
+        "model_latency_ms": ORACLE_LATENCY_S * 1000,
+        "model_requests": model_requests,
+        "model_requests_per_100": round(model_requests * per100, 2),
+        "model_streams_cancelled": counts1["cancelled"] - counts0["cancelled"],
+        "tokenize_requests_per_100": round((counts1["tokenize"] - counts0["tokenize"]) * per100, 2),
+        "gate_allowed_per_100": round(allowed * per100, 2),
+        "cancel_requests_sent": cancels_sent,
+        "answers": dict(outcome),
+        "sources": dict(sources),
+        "cache_hit_rate": round(hits / keystrokes, 4),
+        "cache_hit_rate_of_answers": round(hits / max(sum(sources.values()), 1), 4),
+        "shown_per_100": round(outcome["shown"] * per100, 2),
+        "shown_correct_per_100": round(outcome["shown_correct"] * per100, 2),
+        "latency_ms": {k: summary(v) for k, v in latencies.items()},
+        "latency_samples_ms": latencies,
+    }
+
+
+# -------------------------------------------------------------- 4: initialize
+
+
+async def initialize_latency(bench: Bench, runs: int) -> dict[str, Any]:
+    """Spawn → initialize answer, with and without fast start; and spawn → first completion."""
+    text = OVERHEAD_FILE.read_text(encoding="utf-8")
+    uri = OVERHEAD_FILE.as_uri()
+    line, char = line_ends(text)[40]
+    await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
+    results: dict[str, dict[str, list[float]]] = {
+        mode: {"initialize_ms": [], "first_completion_ms": []} for mode in ("fast", "slow")
+    }
+    for run in range(runs + 1):  # run 0 warms the OS file cache and is not counted
+        for mode in ("fast", "slow") if run % 2 else ("slow", "fast"):
+            env = server_env(
+                bench.model.url, bench.workdir, ZI_FAST_START="true" if mode == "fast" else "false"
+            )
+            with (bench.workdir / f"init-{mode}.stderr.log").open("ab") as stderr:
+                started = time.perf_counter()
+                lsp = await LspClient.spawn(env, stderr)
+                try:
+                    init = await lsp.initialize()
+                    lsp.did_open(uri, text)
+                    first = await lsp.inline(uri, line, char + run % 7, INVOKED)
+                finally:
+                    await lsp.close()
+            if run:
+                results[mode]["initialize_ms"].append(ms(init.received - started))
+                results[mode]["first_completion_ms"].append(ms(first.received - started))
+    return {
+        mode: {
+            "initialize_ms": summary(r["initialize_ms"]),
+            "first_completion_ms": summary(r["first_completion_ms"]),
+            "samples": r,
+        }
+        for mode, r in results.items()
+    }
+
+
+# -------------------------------------------------------------------- 5: RSS
+
+
+async def memory(bench: Bench, completions: int) -> dict[str, Any]:
+    """RSS with 100 open stdlib documents, after completions in some of them."""
+    docs = stdlib_documents(100)
+    await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
+    direct = DirectClient(bench.model.url)
+    rng = random.Random(5)
+    samples = []
+    async with running_server(bench, "memory") as lsp:
+        first_path, first_text = docs[0]
+        lsp.did_open(first_path.as_uri(), first_text)
+        log = await ModelLog.now(bench.model)
+        line, char = rng.choice(line_ends(first_text))
+        await _timed_pair(lsp, direct, log, first_path.as_uri(), line, char)
+        await bench.model.settle()
+        baseline = read_rss_kb(lsp.pid)
+        for path, text in docs[1:]:
+            lsp.did_open(path.as_uri(), text)
+        await lsp.drain()
+        for path, text in docs[1 :: max(len(docs) // completions, 1)][:completions]:
+            line, char = rng.choice(line_ends(text))
+            sample = await _timed_pair(lsp, direct, log, path.as_uri(), line, char)
+            if sample is not None:
+                samples.append(sample)
+            await asyncio.sleep(GAP_S)
+        await bench.model.settle()
+        loaded = read_rss_kb(lsp.pid)
+    await direct.close()
+    return {
+        "documents": len(docs),
+        "document_bytes": sum(len(t.encode()) for _, t in docs),
+        "rss_mb": round(loaded["VmRSS"] / 1024, 1),
+        "peak_rss_mb": round(loaded["VmHWM"] / 1024, 1),
+        "rss_one_document_mb": round(baseline["VmRSS"] / 1024, 1),
+        "overhead_with_100_documents": _overhead_summary(samples) | {"samples": samples},
+    }
+
+
+# ------------------------------------------------------------ stage profile
+
+
+async def stage_profile(bench: Bench, n: int) -> dict[str, Any]:
+    """Where the time goes: the profiled server, with 1 and then 100 open documents."""
+    profile = bench.workdir / "profile.jsonl"
+    profile.unlink(missing_ok=True)
+    text = OVERHEAD_FILE.read_text(encoding="utf-8")
+    uri = OVERHEAD_FILE.as_uri()
+    positions = line_ends(text)
+    random.Random(3).shuffle(positions)
+    await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
+    direct = DirectClient(bench.model.url)
+    phases: dict[str, list[dict[str, Any]]] = {"one_document": [], "100_documents": []}
+    async with running_server(
+        bench, "profile", module="bench.profiled_server", ZI_BENCH_PROFILE=str(profile)
+    ) as lsp:
+        lsp.did_open(uri, text)
+        log = await ModelLog.now(bench.model)
+        for line, char in positions[:10]:
+            await _timed_pair(lsp, direct, log, uri, line, char)
+        await bench.model.settle()
+        skip = _profile_lines(profile)
+        for phase in phases:
+            if phase == "100_documents":
+                for path, other in stdlib_documents(100):
+                    if path != OVERHEAD_FILE:
+                        lsp.did_open(path.as_uri(), other)
+                await lsp.drain()
+            start = len(positions) // 2 if phase == "100_documents" else 10
+            for line, char in positions[start : start + n]:
+                sample = await _timed_pair(lsp, direct, log, uri, line, char)
+                if sample is not None:
+                    phases[phase].append(sample)
+                await asyncio.sleep(GAP_S)
+            await bench.model.settle(quiet_s=0.3)
+            records = _profile_lines(profile)[len(skip) :]
+            skip = skip + records
+            for sample, record in zip(phases[phase], records, strict=False):
+                sample["stages_ms"] = record
+    await direct.close()
+    out: dict[str, Any] = {}
+    for phase, samples in phases.items():
+        stages: dict[str, list[float]] = {}
+        for sample in samples:
+            for stage, value in sample.get("stages_ms", {}).items():
+                stages.setdefault(stage, []).append(value)
+        out[phase] = {
+            "requests": len(samples),
+            "overhead_ms": _overhead_summary(samples)["overhead_ms"],
+            "stages_ms": {stage: summary(v) for stage, v in stages.items()},
+            "samples": samples,
+        }
+    return out
+
+
+def _profile_lines(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
