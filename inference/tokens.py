@@ -90,6 +90,7 @@ class RemoteTokenCounter:
         self._tokenize = tokenize
         self._cache = _LineCache(cache_lines)
         self._pending: set[str] = set()
+        self._in_flight: set[str] = set()
         self._max_pending = max_pending
         self._filler: asyncio.Task[None] | None = None
 
@@ -108,7 +109,8 @@ class RemoteTokenCounter:
 
     def _schedule(self, lines: list[str]) -> None:
         room = self._max_pending - len(self._pending)
-        self._pending.update(lines[: max(room, 0)])
+        fresh = [line for line in lines if line not in self._in_flight]
+        self._pending.update(fresh[: max(room, 0)])
         if self._filler is None or self._filler.done():
             try:
                 self._filler = asyncio.get_running_loop().create_task(self._fill())
@@ -118,9 +120,12 @@ class RemoteTokenCounter:
     async def _fill(self) -> None:
         while self._pending:
             line = self._pending.pop()
+            self._in_flight.add(line)
             try:
                 self._cache.put(line, await self._tokenize(line))
             except Exception as exc:  # the estimate stays; the model client logs details
                 log.debug("tokenize failed, keeping estimates: %s", exc)
                 self._pending.clear()
                 return
+            finally:
+                self._in_flight.discard(line)

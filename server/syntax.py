@@ -86,18 +86,28 @@ class Syntax:
         tree = self.parse(language_id, text)
         if tree is None:
             return None
-        head = text[:offset].rstrip()
-        if not head:
+        data = text[:offset].encode("utf-8", "surrogatepass")
+        last = len(data.rstrip()) - 1
+        node: Node | None = None
+        while last >= 0:
+            node = tree.root_node.descendant_for_byte_range(last, last + 1)
+            if node is None or "comment" not in node.type:
+                break
+            # A comment under the header is not a body (tree-sitter-python even puts
+            # it outside the empty block): look at the code before it.
+            last = len(data[: node.start_byte].rstrip()) - 1
+        if last < 0:
             return False
-        last = len(head.encode("utf-8", "surrogatepass")) - 1
-        node: Node | None = tree.root_node.descendant_for_byte_range(last, last + 1)
         for _ in range(4):
             if node is None:
                 break
             if _is_block(node) and node.end_byte > last and _is_empty(node):
                 return True
-            for field in _BODY_FIELDS:
-                child = node.child_by_field_name(field)
+            # Bodies are named fields in most grammars, plain children in some
+            # (Python's except and finally clauses).
+            children = [node.child_by_field_name(f) for f in _BODY_FIELDS]
+            children += [c for c in node.named_children if _is_block(c)]
+            for child in children:
                 if child is not None and child.start_byte >= last and _is_empty(child):
                     return True
             node = node.parent

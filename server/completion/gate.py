@@ -59,7 +59,7 @@ def parse_window(text: str, offset: int) -> Window:
         if start == 0:
             break
         head = text[start : start + 1]
-        if head and not head.isspace() and head not in "})]":
+        if head and not head.isspace() and head not in "})]" and not _continues(text, start):
             break
         start = text.rfind("\n", 0, start - 1) + 1
     end = offset
@@ -70,6 +70,15 @@ def parse_window(text: str, offset: int) -> Window:
             break
         end = nxt
     return Window(start=start, end=end)
+
+
+_CONTINUATIONS = ("else", "elif", "except", "finally", "catch")
+
+
+def _continues(text: str, start: int) -> bool:
+    """A top-level line that continues the statement above (`else:`), so not a start."""
+    word = text[start : start + 8].split(None, 1)[0].rstrip(":{") if text[start : start + 1] else ""
+    return word in _CONTINUATIONS
 
 
 def decide_mode(syntax: Syntax, language_id: str, text: str, offset: int) -> Mode:

@@ -15,7 +15,9 @@ from server.syntax import Syntax
 
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _OPEN = frozenset("([{")
-_REPEATED_CHUNK = re.compile(r"(.{1,12}?)\1{4,}", re.DOTALL)
+# A degenerate model loops on a chunk. Short literal runs such as `[0, 0, 0, 0]`
+# or a `# -----` rule need more copies, or have no word character at all.
+_REPEATED_CHUNK = re.compile(r"(.{1,12}?)\1{3,}", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,27 +79,25 @@ def drop_rest_of_line_overlap(text: str, rest_of_line: str) -> str:
 
 def balance_brackets(text: str, rest_of_line: str) -> str:
     """Drop unmatched trailing closers that the rest of the line already supplies."""
-    depth: list[str] = []
-    unmatched_tail = 0
-    for ch in text:
+    stack: list[str] = []
+    unmatched: set[int] = set()
+    for i, ch in enumerate(text):
         if ch in _OPEN:
-            depth.append(ch)
-            unmatched_tail = 0
+            stack.append(ch)
         elif ch in _PAIRS:
-            if depth and depth[-1] == _PAIRS[ch]:
-                depth.pop()
-                unmatched_tail = 0
+            if stack and stack[-1] == _PAIRS[ch]:
+                stack.pop()
             else:
-                unmatched_tail += 1
-        elif not ch.isspace():
-            unmatched_tail = 0
-    if not unmatched_tail:
+                unmatched.add(i)
+    if not unmatched:
         return text
-    stripped = text.rstrip()
-    tail = "".join(ch for ch in stripped[-unmatched_tail * 2 :] if ch in _PAIRS)[-unmatched_tail:]
-    supplied = rest_of_line.lstrip()[: len(tail)]
+    cut = len(text.rstrip())
+    while cut > 0 and (text[cut - 1].isspace() or cut - 1 in unmatched):
+        cut -= 1
+    tail = "".join(ch for ch in text[cut:] if not ch.isspace())
+    supplied = "".join(rest_of_line.split())[: len(tail)]
     if tail and supplied == tail:
-        return stripped[: len(stripped) - len(tail)]
+        return text[:cut]
     return text
 
 
@@ -108,8 +108,16 @@ def is_repetitive(text: str) -> bool:
             return True
     if len(lines) >= 6 and len(set(lines)) * 3 <= len(lines):
         return True
-    match = _REPEATED_CHUNK.search(text)
-    return match is not None and len(match.group(0)) * 2 >= len(text.strip()) > 8
+    for match in _REPEATED_CHUNK.finditer(text):
+        chunk, run = match.group(1), match.group(0)
+        copies_needed = 6 if len(chunk) <= 3 else 4
+        if (
+            any(ch.isalnum() for ch in chunk)
+            and len(run) // len(chunk) >= copies_needed
+            and len(run) * 5 >= len(text.strip()) * 3
+        ):
+            return True
+    return False
 
 
 def adds_parse_errors(syntax: Syntax, around: Surroundings, text: str) -> bool:

@@ -107,7 +107,10 @@ class SnippetIndex:
             return cached[1]
         lines = doc.text.split("\n", _MAX_LINES_INDEXED)[:_MAX_LINES_INDEXED]
         windows = []
-        for start in range(0, max(len(lines) - _WINDOW, 0) + 1, _STEP):
+        starts = list(range(0, max(len(lines) - _WINDOW, 0) + 1, _STEP))
+        if starts[-1] + _WINDOW < len(lines):
+            starts.append(len(lines) - _WINDOW)  # the end of the file deserves a window too
+        for start in starts:
             text = "\n".join(lines[start : start + _WINDOW]).strip("\n")
             if text.strip():
                 windows.append(_Window(start, text, identifiers(text)))
