@@ -64,7 +64,26 @@ def _async(owner: Any, attr: str, name: str) -> None:
     setattr(owner, attr, timed)
 
 
+def _install_gc_timer() -> None:
+    """Collector pauses inside a request, as stages `gc` (all) and `gc_full` (gen 2)."""
+    import gc
+
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            seconds = time.perf_counter() - started.pop()
+            _add("gc", seconds)
+            if info.get("generation") == 2:
+                _add("gc_full", seconds)
+
+    gc.callbacks.append(callback)
+
+
 def _install() -> None:
+    _install_gc_timer()
     import pygls.io_ as pygls_io
     from pygls.protocol.json_rpc import JsonRPCProtocol
 

@@ -59,6 +59,7 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
         },
         "configured_debounce_ms": 0.0,
     }
@@ -85,7 +86,9 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
                 elif name == "memory":
                     results["memory"] = await scenarios.memory(bench, sizes["memory_completions"])
                 elif name == "profile":
-                    results["profile"] = await scenarios.stage_profile(bench, sizes["profile_n"])
+                    results["profile"] = await scenarios.stage_profile(
+                        bench, sizes["profile_n"], sizes["typeahead_trials"]
+                    )
                 elif name == "typist":
                     results["typist"] = await scenarios.typist(bench, sizes["typist_chars"], 0.1)
                     if sizes["fast_typist_chars"]:
@@ -98,6 +101,7 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
         finally:
             await model.stop()
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     return results
 
 
@@ -150,6 +154,26 @@ def table(results: dict[str, Any]) -> str:
         )
         rows.append(
             ("   configured debounce (ZI_COMPLETION__DEBOUNCE_MS)", "0 ms", "", "not in overhead", "")
+        )
+    if "transport_floor" in results:
+        f = results["transport_floor"]
+        rows.append(
+            (
+                "   floor: request the gate refuses (JSON-RPC + pygls only)",
+                _fmt(f["request_ms"]["median"]),
+                _fmt(f["request_ms"]["p99"]),
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "   floor: didChange, then a refused request",
+                _fmt(f["change_then_request_ms"]["median"]),
+                _fmt(f["change_then_request_ms"]["p99"]),
+                "",
+                "",
+            )
         )
     if "typeahead" in results:
         t = results["typeahead"]
@@ -283,7 +307,7 @@ def profile_table(results: dict[str, Any]) -> str:
     profile = results.get("profile")
     if not profile:
         return ""
-    phases = list(profile)
+    phases = [p for p in ("one_document", "typeahead_hit", "100_documents") if p in profile]
     stages: list[str] = []
     for phase in phases:
         for stage in profile[phase]["stages_ms"]:
@@ -301,9 +325,16 @@ def profile_table(results: dict[str, Any]) -> str:
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     cells = []
     for phase in phases:
-        o = profile[phase]["overhead_ms"]
-        cells += [f"{o['median']:.3f}", f"{o['p99']:.3f}"]
-    lines.append("| (overhead, LSP − direct) | " + " | ".join(cells) + " |")
+        o = profile[phase]["overhead_ms"] or (
+            profile["typeahead_hits"] if phase == "typeahead_hit" else None
+        )
+        cells += [f"{o['median']:.3f}", f"{o['p99']:.3f}"] if o else ["–", "–"]
+    lines.append("| (end to end: overhead, or hit latency) | " + " | ".join(cells) + " |")
+    tokenize = profile.get("tokenize_requests", {})
+    lines.append(
+        "\n/tokenize requests the server sent while measuring: "
+        + ", ".join(f"{k}: {v}" for k, v in tokenize.items())
+    )
     return "\n".join(lines)
 
 
@@ -325,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(extra)
     print(f"\nwall time {results['wall_seconds']} s; per scenario {results['scenario_seconds']}")
+    machine = results["machine"]
+    print(
+        f"{machine['cpus']} CPUs; load average at start {machine['load_average_at_start'][0]:.2f},"
+        f" at end {machine['load_average_at_end'][0]:.2f} (other load makes the tails noisy)"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
     print(f"raw numbers: {args.json}")

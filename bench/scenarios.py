@@ -149,7 +149,9 @@ def _overhead_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 # -------------------------------------------------------------- 1 + 2: latency
 
 
-async def completion_latency(bench: Bench, n: int, typeahead_trials: int) -> dict[str, Any]:
+async def completion_latency(
+    bench: Bench, n: int, typeahead_trials: int, name: str = "latency", **env: str
+) -> dict[str, Any]:
     """Scenario 1 (server overhead per invoked completion) and 2 (type-ahead hits)."""
     text = OVERHEAD_FILE.read_text(encoding="utf-8")
     uri = OVERHEAD_FILE.as_uri()
@@ -159,7 +161,7 @@ async def completion_latency(bench: Bench, n: int, typeahead_trials: int) -> dic
     measured, spare = rest[:n], rest[n:]
     await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
     direct = DirectClient(bench.model.url)
-    async with running_server(bench, "latency") as lsp:
+    async with running_server(bench, name, **env) as lsp:
         lsp.did_open(uri, text)
         log = await ModelLog.now(bench.model)
         for line, char in warmup:  # imports, grammar, model resolution, token counts
@@ -175,6 +177,7 @@ async def completion_latency(bench: Bench, n: int, typeahead_trials: int) -> dic
         typeahead = await _typeahead(
             bench, lsp, direct, log, uri, (spare or measured)[:typeahead_trials]
         )
+        floor = await _transport_floor(lsp, log, uri, text, len(measured) // 2)
     await direct.close()
     overhead = _overhead_summary(samples)
     overhead.update(
@@ -184,7 +187,39 @@ async def completion_latency(bench: Bench, n: int, typeahead_trials: int) -> dic
         tokenize_requests_during_measurement=after["tokenize"] - before["tokenize"],
         samples=samples,
     )
-    return {"overhead": overhead, "typeahead": typeahead}
+    return {"overhead": overhead, "typeahead": typeahead, "transport_floor": floor}
+
+
+async def _transport_floor(
+    lsp: LspClient, log: ModelLog, uri: str, text: str, n: int
+) -> dict[str, Any]:
+    """Requests the gate refuses at once (cursor inside a word): JSON-RPC + pygls alone.
+
+    Measured alone, and right after a didChange (as a type-ahead hit is).
+    """
+    words = [
+        (number, match.start() + 1)
+        for number, line in enumerate(text.split("\n"))
+        if line.isascii()
+        for match in [re.search(r"[A-Za-z_]{3,}", line)]
+        if match
+    ]
+    alone: list[float] = []
+    after_change: list[float] = []
+    version = 10_000
+    for line, char in words[:n]:
+        alone.append(ms((await lsp.inline(uri, line, char, AUTOMATIC)).seconds))
+        version += 1
+        lsp.did_change(uri, version, (line, char), (line, char), "x")
+        after_change.append(ms((await lsp.inline(uri, line, char + 1, AUTOMATIC)).seconds))
+        version += 1
+        lsp.did_change(uri, version, (line, char), (line, char + 1), "")
+        await asyncio.sleep(GAP_S)
+    return {
+        "model_requests": len(await log.new()),
+        "request_ms": summary(alone),
+        "change_then_request_ms": summary(after_change),
+    }
 
 
 async def _typeahead(
@@ -194,13 +229,19 @@ async def _typeahead(
     log: ModelLog,
     uri: str,
     positions: list[tuple[int, int]],
+    labels: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Type the first characters of a shown suggestion; time each following request."""
+    """Type the first characters of a shown suggestion; time each following request.
+
+    `labels`, when given, gets one entry per inlineCompletion sent (for the profile).
+    """
+    labels = labels if labels is not None else []
     version = 1
     times: list[float] = []
     correct = 0
     model_requests_during_hits = 0
     for line, char in positions:
+        labels.append("typeahead_setup")
         shown = await lsp.inline(uri, line, char, INVOKED)
         await log.new()
         if not shown.items:
@@ -210,6 +251,7 @@ async def _typeahead(
         for k in range(1, min(3, len(suggestion) - 1) + 1):
             version += 1
             lsp.did_change(uri, version, (line, char + k - 1), (line, char + k - 1), suggestion[k - 1])
+            labels.append("typeahead_hit")
             response = await lsp.inline(uri, line, char + k, AUTOMATIC)
             typed = k
             times.append(ms(response.seconds))
@@ -416,8 +458,12 @@ async def memory(bench: Bench, completions: int) -> dict[str, Any]:
 # ------------------------------------------------------------ stage profile
 
 
-async def stage_profile(bench: Bench, n: int) -> dict[str, Any]:
-    """Where the time goes: the profiled server, with 1 and then 100 open documents."""
+async def stage_profile(bench: Bench, n: int, typeahead_trials: int) -> dict[str, Any]:
+    """Where the time goes: the profiled server, with 1 and then 100 open documents.
+
+    Every inlineCompletion gets one profile record, in order; `labels` says which
+    phase each request belonged to.
+    """
     profile = bench.workdir / "profile.jsonl"
     profile.unlink(missing_ok=True)
     text = OVERHEAD_FILE.read_text(encoding="utf-8")
@@ -426,45 +472,55 @@ async def stage_profile(bench: Bench, n: int) -> dict[str, Any]:
     random.Random(3).shuffle(positions)
     await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
     direct = DirectClient(bench.model.url)
-    phases: dict[str, list[dict[str, Any]]] = {"one_document": [], "100_documents": []}
+    labels: list[str] = []
+    pairs: list[dict[str, Any] | None] = []
+    tokenize: dict[str, int] = {}
+
+    async def measure(phase: str, chosen: list[tuple[int, int]]) -> None:
+        before = await bench.model.settle(quiet_s=0.3)
+        for line, char in chosen:
+            labels.append(phase)
+            pairs.append(await _timed_pair(lsp, direct, log, uri, line, char))
+            await asyncio.sleep(GAP_S)
+        after = await bench.model.settle(quiet_s=0.3)
+        tokenize[phase] = after["tokenize"] - before["tokenize"]
+
     async with running_server(
         bench, "profile", module="bench.profiled_server", ZI_BENCH_PROFILE=str(profile)
     ) as lsp:
         lsp.did_open(uri, text)
         log = await ModelLog.now(bench.model)
-        for line, char in positions[:10]:
-            await _timed_pair(lsp, direct, log, uri, line, char)
-        await bench.model.settle()
-        skip = _profile_lines(profile)
-        for phase in phases:
-            if phase == "100_documents":
-                for path, other in stdlib_documents(100):
-                    if path != OVERHEAD_FILE:
-                        lsp.did_open(path.as_uri(), other)
-                await lsp.drain()
-            start = len(positions) // 2 if phase == "100_documents" else 10
-            for line, char in positions[start : start + n]:
-                sample = await _timed_pair(lsp, direct, log, uri, line, char)
-                if sample is not None:
-                    phases[phase].append(sample)
-                await asyncio.sleep(GAP_S)
-            await bench.model.settle(quiet_s=0.3)
-            records = _profile_lines(profile)[len(skip) :]
-            skip = skip + records
-            for sample, record in zip(phases[phase], records, strict=False):
-                sample["stages_ms"] = record
+        await measure("warmup", positions[:10])
+        await measure("one_document", positions[10 : 10 + n])
+        hits = await _typeahead(
+            bench, lsp, direct, log, uri, positions[10 + n : 10 + n + typeahead_trials], labels
+        )
+        pairs.extend([None] * (len(labels) - len(pairs)))
+        for path, other in stdlib_documents(100):
+            if path != OVERHEAD_FILE:
+                lsp.did_open(path.as_uri(), other)
+        await lsp.drain()
+        start = 10 + n + typeahead_trials
+        await measure("100_documents", positions[start : start + n])
     await direct.close()
-    out: dict[str, Any] = {}
-    for phase, samples in phases.items():
+    records = _profile_lines(profile)
+    out: dict[str, Any] = {"tokenize_requests": tokenize, "typeahead_hits": hits["latency_ms"]}
+    for phase in ("one_document", "typeahead_hit", "100_documents"):
+        chosen = [
+            (pair, record)
+            for label, pair, record in zip(labels, pairs, records, strict=False)
+            if label == phase
+        ]
         stages: dict[str, list[float]] = {}
-        for sample in samples:
-            for stage, value in sample.get("stages_ms", {}).items():
+        for _, record in chosen:
+            for stage, value in record.items():
                 stages.setdefault(stage, []).append(value)
+        samples = [pair | {"stages_ms": record} for pair, record in chosen if pair]
         out[phase] = {
-            "requests": len(samples),
-            "overhead_ms": _overhead_summary(samples)["overhead_ms"],
+            "requests": len(chosen),
+            "overhead_ms": _overhead_summary(samples)["overhead_ms"] if samples else None,
             "stages_ms": {stage: summary(v) for stage, v in stages.items()},
-            "samples": samples,
+            "records": [record for _, record in chosen],
         }
     return out
 

@@ -62,6 +62,8 @@ class CompletionRequest:
     stop: tuple[str, ...]
     temperature: float = 0.2
     extra: dict[str, Any] = field(default_factory=dict)
+    # Every string that ends the answer; `stop` is what the server is asked to apply.
+    stop_all: tuple[str, ...] = ()
 
     def body(self) -> dict[str, Any]:
         return {

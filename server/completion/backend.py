@@ -77,10 +77,10 @@ class ModelBackend:
                     self._failed_at = time.monotonic()
                     self.report(exc)
                     raise ModelNotReady(str(exc)) from exc
-                self.notifier.resolved(
-                    MODEL_PROBLEM,
+                self.notifier.resolved(MODEL_PROBLEM, "the model server answers again")
+                self.notifier.info(
                     f"using model {self._info.name!r} with the {self._info.template.name} "
-                    "FIM template",
+                    "FIM template"
                 )
             return self._info
 

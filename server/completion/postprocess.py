@@ -34,6 +34,15 @@ class Surroundings:
         return self.after.split("\n", 1)[0]
 
 
+def cut_at_stops(raw: str, stops: tuple[str, ...]) -> str:
+    """The text before the first end-of-answer string the server did not apply."""
+    cut = len(raw)
+    for stop in stops:
+        if stop and (at := raw.find(stop)) >= 0:
+            cut = min(cut, at)
+    return raw[:cut]
+
+
 def first_line(raw: str) -> str:
     return raw.split("\n", 1)[0].rstrip()
 

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 _MULTI_LINE_STOPS = ("\n\n\n",)
 _ORPHAN_GRACE_S = 0.05
+MAX_STOP_SEQUENCES = 4
 
 
 @dataclass(slots=True)
@@ -225,16 +226,20 @@ class CompletionService:
 
     def _model_request(self, info: ModelInfo, prompt: str, mode: Mode) -> ModelRequest:
         if mode is Mode.SINGLE_LINE:
-            stop = (*info.template.stop, "\n")
+            stop = ("\n", *info.template.stop)
             max_tokens = self.settings.max_tokens_single_line
         else:
-            stop = (*info.template.stop, *_MULTI_LINE_STOPS)
+            stop = (*_MULTI_LINE_STOPS, *info.template.stop)
             max_tokens = self.settings.max_tokens_multi_line
+        # vLLM accepts at most 4 stop strings; the rest of the template's end tokens are
+        # the model's EOS (vLLM stops there anyway) or are cut by post-processing.
+        stop = stop[:MAX_STOP_SEQUENCES]
         return ModelRequest(
             model=info.name,
             prompt=prompt,
             max_tokens=max_tokens,
             stop=stop,
+            stop_all=(*stop, *info.template.stop),
             temperature=self.inference.temperature,
             extra=dict(self.inference.extra_body),
         )
@@ -294,6 +299,7 @@ class CompletionService:
             return _Generated("", first, _ms_since(started), len(request.prompt), str(exc))
         self.backend.succeeded()
         model_ms = _ms_since(started)
+        raw = postprocess.cut_at_stops(raw, request.stop_all)
         text = postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""
         await self.cache.set(key, text, self.settings.cache_ttl_s)
         log.debug(

@@ -99,6 +99,7 @@ DEEPSEEK_CODER_VOCAB: frozenset[str] = frozenset(
 )
 
 MAX_MODEL_LEN = 4096
+MAX_STOP_SEQUENCES = 4
 DEFAULT_MAX_TOKENS = 16  # vLLM's default for /v1/completions when max_tokens is absent
 SPECIAL_TOKEN_BASE_ID = 151_000
 _PIECE_RE = re.compile(r"\w{1,4}|\s+|[^\w\s]")
@@ -703,6 +704,13 @@ class ScriptedModel:
         stop = data.get("stop")
         if stop is not None and not isinstance(stop, str | list):
             return 400, _error_body(400, "stop must be a string or a list of strings")
+        if isinstance(stop, list) and len(stop) > MAX_STOP_SEQUENCES:
+            # vLLM (like the OpenAI API) validates `stop` as at most 4 strings.
+            return 400, _error_body(
+                400,
+                f"stop: List should have at most {MAX_STOP_SEQUENCES} items after "
+                f"validation, not {len(stop)}",
+            )
         limit = self.max_model_len
         if max_tokens is None and prompt_tokens >= limit:
             msg = (
