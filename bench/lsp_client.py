@@ -101,9 +101,9 @@ class LspClient:
         self._write(message)
         return pending
 
-    async def request(self, method: str, params: Any, timeout: float = 30.0) -> Response:
+    async def request(self, method: str, params: Any, wait_s: float = 30.0) -> Response:
         pending = self.send_request(method, params)
-        return await asyncio.wait_for(pending.future, timeout)
+        return await asyncio.wait_for(pending.future, wait_s)
 
     def notify(self, method: str, params: Any) -> None:
         self._write({"jsonrpc": "2.0", "method": method, "params": params})
@@ -161,8 +161,8 @@ class LspClient:
 
     # -- LSP conveniences -------------------------------------------------------
 
-    async def initialize(self, timeout: float = 60.0) -> Response:
-        response = await self.request("initialize", initialize_params(), timeout)
+    async def initialize(self, wait_s: float = 60.0) -> Response:
+        response = await self.request("initialize", initialize_params(), wait_s)
         self.notify("initialized", {})
         return response
 
@@ -209,20 +209,20 @@ class LspClient:
         )
 
     async def inline(
-        self, uri: str, line: int, character: int, trigger: int = INVOKED, timeout: float = 30.0
+        self, uri: str, line: int, character: int, trigger: int = INVOKED, wait_s: float = 30.0
     ) -> Response:
         pending = self.send_inline(uri, line, character, trigger)
-        return await asyncio.wait_for(pending.future, timeout)
+        return await asyncio.wait_for(pending.future, wait_s)
 
-    async def close(self, timeout: float = 10.0) -> int | None:
+    async def close(self, wait_s: float = 10.0) -> int | None:
         """shutdown + exit, then wait for the process (killed if it lingers)."""
         if self.proc.returncode is None:
             with contextlib.suppress(Exception):
-                await self.request("shutdown", None, timeout)
+                await self.request("shutdown", None, wait_s)
                 self.notify("exit", None)
                 await self.drain()
             try:
-                await asyncio.wait_for(self.proc.wait(), timeout)
+                await asyncio.wait_for(self.proc.wait(), wait_s)
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 _record: contextvars.ContextVar[dict[str, float] | None] = contextvars.ContextVar(
@@ -191,7 +191,7 @@ def _install() -> None:
             _io["loads_done"] = time.perf_counter()
             return out
 
-    pygls_io.json = _Json  # type: ignore[assignment]
+    pygls_io.json = _Json  # type: ignore[attr-defined,assignment]
 
     handle_message = JsonRPCProtocol.handle_message
 
@@ -200,9 +200,9 @@ def _install() -> None:
             now = time.perf_counter()
             loads_start = _io.get("loads_start", now)
             _by_msg[message.id] = {
-                "read_headers_to_body": (_io.get("body_read", loads_start) - _io.get(
-                    "header_read", loads_start
-                ))
+                "read_headers_to_body": (
+                    _io.get("body_read", loads_start) - _io.get("header_read", loads_start)
+                )
                 * 1000,
                 "body_hop": (loads_start - _io.get("body_read", loads_start)) * 1000,
                 "decode": (_io.get("loads_done", now) - loads_start) * 1000,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import re
@@ -250,7 +251,8 @@ async def _typeahead(
         typed = 0
         for k in range(1, min(3, len(suggestion) - 1) + 1):
             version += 1
-            lsp.did_change(uri, version, (line, char + k - 1), (line, char + k - 1), suggestion[k - 1])
+            here = (line, char + k - 1)
+            lsp.did_change(uri, version, here, here, suggestion[k - 1])
             labels.append("typeahead_hit")
             response = await lsp.inline(uri, line, char + k, AUTOMATIC)
             typed = k
@@ -273,9 +275,7 @@ async def _typeahead(
 # ------------------------------------------------------------------ 3: typist
 
 
-async def typist(
-    bench: Bench, chars: int, gap_s: float, name: str = "typist"
-) -> dict[str, Any]:
+async def typist(bench: Bench, chars: int, gap_s: float, name: str = "typist") -> dict[str, Any]:
     """Type a stdlib file into an empty document, one inlineCompletion per keystroke."""
     from server.completion import gate  # the server's own rule, for the comparison count
 
@@ -291,9 +291,14 @@ async def typist(
     cancels_sent = 0
 
     async with running_server(bench, name) as lsp:
+        # Warm up (imports, model resolution) in another document, then close it.
+        warm_uri = (bench.workdir / "warmup.py").as_uri()
+        lsp.did_open(warm_uri, "import os\n")
+        await lsp.inline(warm_uri, 1, 0, INVOKED)
+        lsp.notify("textDocument/didClose", {"textDocument": {"uri": warm_uri}})
         lsp.did_open(uri, "", version=1)
-        await asyncio.sleep(1.0)  # let the server finish starting (fast start builds lazily)
-        counts0 = await bench.model.counts()
+        counts0 = await bench.model.settle(quiet_s=0.3)
+        sources_before = logged_sources(bench, name)
 
         def on_answer(future: asyncio.Future[Response], index: int, version: int) -> None:
             if future.cancelled() or future.exception() is not None:
@@ -341,14 +346,14 @@ async def typist(
             allowed += gate.allows(typed, len(typed))
             previous = lsp.send_inline(uri, line, col, AUTOMATIC)
             previous.future.add_done_callback(
-                lambda f, i=index, v=state["version"]: on_answer(f, i, v)
+                functools.partial(on_answer, index=index, version=state["version"])
             )
         elapsed = time.perf_counter() - started
         if previous is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(previous.future), 10)
         counts1 = await bench.model.settle(quiet_s=0.3)
-    sources = logged_sources(bench, name)
+    sources = logged_sources(bench, name) - sources_before
     keystrokes = len(text)
     model_requests = counts1["completions"] - counts0["completions"]
     hits = sources["typeahead"] + sources["shared_cache"]

