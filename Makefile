@@ -34,7 +34,7 @@ demo: ## start the tiny model, run one completion through the whole pipeline, st
 	uv run python -m examples.demo examples/calc.py:9:37
 
 test: ## every tier: unit, integration, end to end, real vLLM
-	uv run pytest
+	ZI_TEST_VLLM_PYTHON=$(VLLM_VENV)/bin/python ZI_TEST_MODEL_CACHE=$(MODEL_DIR) uv run pytest
 
 lint:
 	uv run ruff check . && uv run ruff format --check . && uv run mypy
