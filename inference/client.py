@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +130,7 @@ class InferenceClient:
 
     async def stream_completion(self, request: CompletionRequest) -> AsyncIterator[str]:
         """Yield text pieces as the model produces them."""
-        try:
+        with self._translate_errors():
             async with self._http.stream(
                 "POST", f"{self.base_url}/completions", json=request.body()
             ) as response:
@@ -145,6 +146,12 @@ class InferenceClient:
                     text = _chunk_text(payload)
                     if text:
                         yield text
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        """httpx's exceptions as ModelErrors that say what the user can do about them."""
+        try:
+            yield
         except httpx.ConnectError as exc:
             raise ModelUnavailable(f"cannot connect to {self.base_url}: {exc}") from exc
         except httpx.TimeoutException as exc:

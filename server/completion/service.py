@@ -15,7 +15,6 @@ import json
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from server.cache import CompletionCache
 from server.completion import gate, postprocess
 from server.completion.backend import ModelBackend, ModelInfo, ModelNotReady
 from server.completion.context import ContextBuilder
+from server.completion.outcomes import OutcomeTracker
 from server.completion.recorder import CompletionEvent, Recorder
 from server.completion.typeahead import TypeAheadCache
 from server.completion.types import (
@@ -32,7 +32,6 @@ from server.completion.types import (
     CompletionRequest,
     Document,
     Mode,
-    Outcome,
     Source,
 )
 from server.settings import CompletionSettings, InferenceSettings
@@ -68,12 +67,6 @@ class _Generated:
     error: str | None = None
 
 
-@dataclass(slots=True)
-class _Tracked:
-    uri: str
-    accepted: bool = False
-
-
 class CompletionService:
     def __init__(
         self,
@@ -98,8 +91,7 @@ class CompletionService:
         self.typeahead = TypeAheadCache()
         self._pending: dict[str, _Pending] = {}
         self._calls: dict[str, _SharedCall] = {}
-        self._tracked: OrderedDict[str, _Tracked] = OrderedDict()
-        self._last_shown: dict[str, str] = {}
+        self.outcomes = OutcomeTracker(recorder)
 
     # -- requests ---------------------------------------------------------------
 
@@ -123,7 +115,7 @@ class CompletionService:
                 template=parent.template,
                 parent_id=parent.id,
             )
-            self._track(completion, uri)
+            self.outcomes.produced(completion.id, uri)
             self._record(request, completion, started, None, 0)
             return completion
 
@@ -163,7 +155,7 @@ class CompletionService:
         self._cancel_pending(uri)
         self.typeahead.forget(uri)
         self.context.snippets.forget(uri)
-        self._last_shown.pop(uri, None)
+        self.outcomes.closed(uri)
 
     def _cancel_pending(self, uri: str) -> None:
         pending = self._pending.pop(uri, None)
@@ -218,8 +210,8 @@ class CompletionService:
             model=info.name,
             template=info.template.name,
         )
-        self._reject_previous(doc.uri)
-        self._track(completion, doc.uri)
+        self.outcomes.replaced(doc.uri)
+        self.outcomes.produced(completion.id, doc.uri)
         self.typeahead.remember(doc.uri, doc.text, offset, completion)
         self._record(request, completion, started, generated.first_token_ms, generated.prompt_chars)
         return completion
@@ -310,43 +302,6 @@ class CompletionService:
             len(text),
         )
         return _Generated(text, first, model_ms, len(request.prompt))
-
-    # -- outcomes ---------------------------------------------------------------
-
-    def shown(self, completion_id: str) -> None:
-        tracked = self._tracked.get(completion_id)
-        if tracked is None:
-            return
-        self._last_shown[tracked.uri] = completion_id
-        self.recorder.outcome(completion_id=completion_id, outcome=Outcome.SHOWN)
-
-    def accepted(self, completion_id: str) -> None:
-        tracked = self._tracked.get(completion_id)
-        if tracked is not None:
-            tracked.accepted = True
-        self.recorder.outcome(completion_id=completion_id, outcome=Outcome.ACCEPTED)
-
-    def partially_accepted(self, completion_id: str, accepted_length: int) -> None:
-        tracked = self._tracked.get(completion_id)
-        if tracked is not None:
-            tracked.accepted = True
-        self.recorder.outcome(
-            completion_id=completion_id,
-            outcome=Outcome.PARTIALLY_ACCEPTED,
-            accepted_length=accepted_length,
-        )
-
-    def _reject_previous(self, uri: str) -> None:
-        """A fresh suggestion replaces the one on screen: that one was passed over."""
-        shown_id = self._last_shown.pop(uri, None)
-        tracked = self._tracked.get(shown_id) if shown_id else None
-        if shown_id and tracked is not None and not tracked.accepted:
-            self.recorder.outcome(completion_id=shown_id, outcome=Outcome.REJECTED)
-
-    def _track(self, completion: Completion, uri: str) -> None:
-        self._tracked[completion.id] = _Tracked(uri=uri)
-        while len(self._tracked) > 2048:
-            self._tracked.popitem(last=False)
 
     def _record(
         self,

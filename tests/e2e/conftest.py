@@ -113,20 +113,26 @@ def type_text(
     )
 
 
-async def inline(
-    client: LanguageClient, uri: str, line: int, character: int, invoked: bool = False
-) -> types.InlineCompletionList | None:
+def inline_params(
+    uri: str, line: int, character: int, invoked: bool = False
+) -> types.InlineCompletionParams:
     kind = (
         types.InlineCompletionTriggerKind.Invoked
         if invoked
         else types.InlineCompletionTriggerKind.Automatic
     )
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(trigger_kind=kind),
+    )
+
+
+async def inline(
+    client: LanguageClient, uri: str, line: int, character: int, invoked: bool = False
+) -> types.InlineCompletionList | None:
     result = await client.text_document_inline_completion_async(
-        types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(trigger_kind=kind),
-        )
+        inline_params(uri, line, character, invoked)
     )
     assert result is None or isinstance(result, types.InlineCompletionList)
     return result

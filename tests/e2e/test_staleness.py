@@ -9,7 +9,14 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from tests.e2e.conftest import StartServer, inline, open_document, texts, type_text
+from tests.e2e.conftest import (
+    StartServer,
+    inline,
+    inline_params,
+    open_document,
+    texts,
+    type_text,
+)
 from tests.support.scripted_model import Reply, ScriptedModel
 
 URI = "file:///work/project/calc.py"
@@ -40,13 +47,7 @@ async def test_cancel_request_answers_request_cancelled_at_once_and_aborts_the_m
     client = await start_server()
     open_document(client, URI, "def add(a, b):\n    \n")
     scripted_model.queue(SLOW)
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=URI),
-        position=types.Position(line=1, character=4),
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Invoked
-        ),
-    )
+    params = inline_params(URI, 1, 4, invoked=True)
     future = client.protocol.send_request(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="slow-1"
     )

@@ -21,7 +21,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.e2e.conftest import inline, open_document, server_env, texts
+from tests.e2e.conftest import inline, inline_params, open_document, server_env, texts
 
 URI = "file:///work/project/notes.py"
 # Random weights love to loop or stop at once: ask for a few tokens and penalise repeats.
@@ -79,13 +79,7 @@ async def test_ghost_text_from_a_real_vllm_engine(client: LanguageClient) -> Non
 
 async def test_cancelling_frees_the_engine_for_the_next_request(client: LanguageClient) -> None:
     open_document(client, URI, "import os\n\n# Read the configuration file and \n")
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=URI),
-        position=types.Position(line=2, character=35),
-        context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Invoked
-        ),
-    )
+    params = inline_params(URI, 2, 35, invoked=True)
     future = client.protocol.send_request(
         types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="to-cancel"
     )

@@ -28,7 +28,7 @@ def register(server: ZiLanguageServer) -> None:
 def did_show(ls: ZiLanguageServer, params: Any) -> None:
     completion_id = field(params, "id")
     if isinstance(completion_id, str) and ls.services is not None:
-        ls.services.completions.shown(completion_id)
+        ls.services.completions.outcomes.shown(completion_id)
     else:
         log.warning("%s without a string id: %r", DID_SHOW, params)
 
@@ -37,7 +37,7 @@ def did_partially_accept(ls: ZiLanguageServer, params: Any) -> None:
     completion_id = field(params, "id")
     length = field(params, "acceptedLength", "accepted_length")
     if isinstance(completion_id, str) and isinstance(length, int) and ls.services is not None:
-        ls.services.completions.partially_accepted(completion_id, length)
+        ls.services.completions.outcomes.accepted(completion_id, length)
     else:
         log.warning("%s needs {id: string, acceptedLength: int}: %r", DID_PARTIALLY_ACCEPT, params)
 
@@ -46,6 +46,6 @@ def accept(ls: ZiLanguageServer, *args: Any) -> None:
     # pygls passes the command's arguments spread or as one list, by version.
     values = list(args[0]) if len(args) == 1 and isinstance(args[0], list) else list(args)
     if values and isinstance(values[0], str) and ls.services is not None:
-        ls.services.completions.accepted(values[0])
+        ls.services.completions.outcomes.accepted(values[0])
     else:
         log.warning("%s needs the completion id as its argument: %r", ACCEPT_COMMAND, args)
