@@ -16,7 +16,7 @@ import sysconfig
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class Bench:
     model: ModelProcess
     workdir: Path
     quick: bool
+    server_module: str = "server"  # `python -m <this> serve` is the server under test
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. ZI_BENCH_EXPERIMENTS
 
 
 def ms(seconds: float) -> float:
@@ -54,12 +56,14 @@ def ms(seconds: float) -> float:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    bench: Bench, name: str, module: str = "server", **env: str
+    bench: Bench, name: str, module: str | None = None, **env: str
 ) -> AsyncIterator[LspClient]:
     log_path = bench.workdir / f"{name}.stderr.log"
     with log_path.open("wb") as stderr:
         lsp = await LspClient.spawn(
-            server_env(bench.model.url, bench.workdir, **env), stderr, module=module
+            server_env(bench.model.url, bench.workdir, **bench.extra_env, **env),
+            stderr,
+            module=module or bench.server_module,
         )
         try:
             await lsp.initialize()
@@ -117,7 +121,7 @@ class ModelLog:
 
 async def _timed_pair(
     lsp: LspClient, direct: DirectClient, log: ModelLog, uri: str, line: int, char: int
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """One invoked completion through the server, then the same prompt straight to the model."""
     response = await lsp.inline(uri, line, char, INVOKED)
     bodies = await log.new()
@@ -170,9 +174,7 @@ async def completion_latency(
         before = await bench.model.settle()
         samples = []
         for line, char in measured:
-            sample = await _timed_pair(lsp, direct, log, uri, line, char)
-            if sample is not None:
-                samples.append(sample)
+            samples.append(await _timed_pair(lsp, direct, log, uri, line, char))
             await asyncio.sleep(GAP_S)
         after = await bench.model.settle()
         typeahead = await _typeahead(
@@ -386,25 +388,29 @@ async def typist(bench: Bench, chars: int, gap_s: float, name: str = "typist") -
 
 async def initialize_latency(bench: Bench, runs: int) -> dict[str, Any]:
     """Spawn → initialize answer, with and without fast start; and spawn → first completion."""
+    modes = ("fast_start", "no_fast_start")
     text = OVERHEAD_FILE.read_text(encoding="utf-8")
     uri = OVERHEAD_FILE.as_uri()
     line, char = line_ends(text)[40]
     await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
     results: dict[str, dict[str, list[float]]] = {
-        mode: {"initialize_ms": [], "first_completion_ms": []} for mode in ("fast", "slow")
+        mode: {"initialize_ms": [], "first_completion_ms": []} for mode in modes
     }
     for run in range(runs + 1):  # run 0 warms the OS file cache and is not counted
-        for mode in ("fast", "slow") if run % 2 else ("slow", "fast"):
+        for mode in modes if run % 2 else modes[::-1]:  # alternate who goes first
             env = server_env(
-                bench.model.url, bench.workdir, ZI_FAST_START="true" if mode == "fast" else "false"
+                bench.model.url,
+                bench.workdir,
+                **bench.extra_env,
+                ZI_FAST_START="true" if mode == "fast_start" else "false",
             )
             with (bench.workdir / f"init-{mode}.stderr.log").open("ab") as stderr:
                 started = time.perf_counter()
-                lsp = await LspClient.spawn(env, stderr)
+                lsp = await LspClient.spawn(env, stderr, module=bench.server_module)
                 try:
                     init = await lsp.initialize()
                     lsp.did_open(uri, text)
-                    first = await lsp.inline(uri, line, char + run % 7, INVOKED)
+                    first = await lsp.inline(uri, line, char, INVOKED)
                 finally:
                     await lsp.close()
             if run:
@@ -441,21 +447,29 @@ async def memory(bench: Bench, completions: int) -> dict[str, Any]:
         for path, text in docs[1:]:
             lsp.did_open(path.as_uri(), text)
         await lsp.drain()
-        for path, text in docs[1 :: max(len(docs) // completions, 1)][:completions]:
+        few = docs[1 :: max(len(docs) // completions, 1)][:completions]
+        for path, text in few:
             line, char = rng.choice(line_ends(text))
-            sample = await _timed_pair(lsp, direct, log, path.as_uri(), line, char)
-            if sample is not None:
-                samples.append(sample)
+            samples.append(await _timed_pair(lsp, direct, log, path.as_uri(), line, char))
             await asyncio.sleep(GAP_S)
         await bench.model.settle()
         loaded = read_rss_kb(lsp.pid)
+        # Snippet indexes grow with each document completed in: complete in all of them.
+        for path, text in docs[1:]:
+            if (path, text) not in few:
+                line, char = rng.choice(line_ends(text))
+                await _timed_pair(lsp, direct, log, path.as_uri(), line, char)
+        await bench.model.settle()
+        everywhere = read_rss_kb(lsp.pid)
     await direct.close()
     return {
         "documents": len(docs),
         "document_bytes": sum(len(t.encode()) for _, t in docs),
+        "completions": len(few),
         "rss_mb": round(loaded["VmRSS"] / 1024, 1),
         "peak_rss_mb": round(loaded["VmHWM"] / 1024, 1),
         "rss_one_document_mb": round(baseline["VmRSS"] / 1024, 1),
+        "rss_after_completing_in_every_document_mb": round(everywhere["VmRSS"] / 1024, 1),
         "overhead_with_100_documents": _overhead_summary(samples) | {"samples": samples},
     }
 
@@ -478,7 +492,7 @@ async def stage_profile(bench: Bench, n: int, typeahead_trials: int) -> dict[str
     await bench.model.fixed(FIXED_REPLY, MODEL_TTFT_S)
     direct = DirectClient(bench.model.url)
     labels: list[str] = []
-    pairs: list[dict[str, Any] | None] = []
+    pairs: list[dict[str, Any] | None] = []  # None: a request that was not a timed pair
     tokenize: dict[str, int] = {}
 
     async def measure(phase: str, chosen: list[tuple[int, int]]) -> None:
@@ -524,10 +538,24 @@ async def stage_profile(bench: Bench, n: int, typeahead_trials: int) -> dict[str
         out[phase] = {
             "requests": len(chosen),
             "overhead_ms": _overhead_summary(samples)["overhead_ms"] if samples else None,
+            "split_ms": _split(samples),
             "stages_ms": {stage: summary(v) for stage, v in stages.items()},
             "records": [record for _, record in chosen],
         }
     return out
+
+
+def _split(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Overhead in three parts: JSON-RPC/pygls, the pipeline's own work, the HTTP client."""
+    parts: dict[str, list[float]] = {"transport": [], "pipeline": [], "http_client": []}
+    for sample in samples:
+        stages = sample.get("stages_ms", {})
+        if "direct_ms" not in sample or "model_stream" not in stages:
+            continue
+        parts["transport"].append(sample["lsp_ms"] - stages["handler"])
+        parts["pipeline"].append(stages["handler"] - stages["model_stream"])
+        parts["http_client"].append(stages["model_stream"] - sample["direct_ms"])
+    return {name: summary(values) for name, values in parts.items() if values}
 
 
 def _profile_lines(path: Path) -> list[dict[str, float]]:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.e2e.conftest import StartServer, inline, open_document, server_env, texts
@@ -30,6 +31,19 @@ def read_frames(data: bytes) -> list[dict[str, object]]:
         assert sep, f"junk on stdout: {data[:200]!r}"
         headers = dict(line.split(": ", 1) for line in head.decode("ascii").split("\r\n") if line)
         length = int(headers["Content-Length"])
+        messages.append(json.loads(rest[:length]))
+        data = rest[length:]
+    return messages
+
+
+def read_frames_complete(data: bytes) -> list[dict[str, object]]:
+    """The complete frames at the start of `data` (a partial last one is left out)."""
+    messages = []
+    while b"\r\n\r\n" in data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        if len(rest) < length:
+            break
         messages.append(json.loads(rest[:length]))
         data = rest[length:]
     return messages
@@ -156,13 +170,18 @@ def test_stdout_carries_only_json_rpc(scripted_model: ScriptedModel, tmp_path: P
         proc.stdin.write(frame(message))
     proc.stdin.write(b"Content-Length: 5\r\n\r\n{bad}")  # malformed JSON must not kill it
     proc.stdin.flush()
-    import time
-
-    time.sleep(2.0)
+    assert proc.stdout is not None
+    raw = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # every request answered before we shut down
+        raw += proc.stdout.read1(65536)
+        if {1, 2, 3, 4} <= {m.get("id") for m in read_frames_complete(raw)}:
+            break
     proc.stdin.write(frame({"jsonrpc": "2.0", "id": 9, "method": "shutdown"}))
     proc.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
     proc.stdin.flush()
-    stdout, stderr = proc.communicate(timeout=20)
+    rest, stderr = proc.communicate(timeout=20)
+    stdout = raw + rest
 
     replies = {m.get("id"): m for m in read_frames(stdout) if "id" in m}
     assert replies[2]["result"]["items"][0]["insertText"] == "return a + b"  # type: ignore[index]

@@ -58,7 +58,8 @@ async def did_change_configuration(
 
 async def shutdown(ls: ZiLanguageServer, params: None) -> None:
     if ls.services is not None:
-        await ls.services.aclose()
+        # Let answers already in progress go out before their HTTP client closes.
+        await ls.services.aclose(drain_s=5)
 
 
 async def _pull_configuration(ls: ZiLanguageServer) -> None:
