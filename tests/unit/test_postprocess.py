@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from server.completion import postprocess
 from server.completion.postprocess import (
     Surroundings,
     adds_parse_errors,
@@ -253,3 +254,47 @@ def test_clean_javascript_block_drops_the_existing_closing_brace(syntax: Syntax)
         syntax=syntax,
     )
     assert result == "const y = x * 2;\n  return y;"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x = [0, 0, 0, 0, 0, 0]", False),  # a literal, not a loop
+        ("# ----------------------------------------", False),  # a rule line
+        ("foo(bar, baz)", False),
+        ("self.x = self.x = self.x = self.x = self.x = ", True),
+        ("abababababababab", True),
+    ],
+)
+def test_literal_runs_are_not_mistaken_for_model_loops(text: str, expected: bool) -> None:
+    assert postprocess.is_repetitive(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "rest_of_line", "expected"),
+    [
+        ("a) )", "))", "a"),  # closers separated by a space, supplied by the suffix
+        ("a, b)", ")", "a, b"),
+        ("a, b)", "", "a, b)"),  # nothing after the cursor: keep the closer
+        ("a, b]", ")", "a, b]"),  # a different closer follows: keep
+    ],
+)
+def test_trailing_closers_balance_against_the_rest_of_the_line(
+    text: str, rest_of_line: str, expected: str
+) -> None:
+    assert postprocess.balance_brackets(text, rest_of_line) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "stops", "expected"),
+    [
+        ("return x<|endoftext|>junk", ("<|endoftext|>",), "return x"),
+        ("a<|fim_pad|>b<|file_sep|>c", ("<|file_sep|>", "<|fim_pad|>"), "a"),
+        ("no stop here", ("<|endoftext|>",), "no stop here"),
+        ("", ("<|endoftext|>",), ""),
+    ],
+)
+def test_end_tokens_the_server_did_not_apply_are_cut(
+    raw: str, stops: tuple[str, ...], expected: str
+) -> None:
+    assert postprocess.cut_at_stops(raw, stops) == expected
