@@ -124,6 +124,9 @@ def _install() -> None:
 
     async def stream(self: Any, request: Any) -> AsyncIterator[str]:
         started = time.perf_counter()
+        rec = _record.get()
+        if rec is not None:
+            rec["_stream_started"] = started
         first = True
         try:
             async for piece in original_stream(self, request):
@@ -132,7 +135,10 @@ def _install() -> None:
                     first = False
                 yield piece
         finally:
-            _add("model_stream", time.perf_counter() - started)
+            ended = time.perf_counter()
+            _add("model_stream", ended - started)
+            if rec is not None:
+                rec["_stream_ended"] = ended
 
     ModelBackend.stream = stream  # type: ignore[method-assign]
 
@@ -153,6 +159,9 @@ def _install() -> None:
         finally:
             done = time.perf_counter()
             rec["handler"] = (done - started) * 1000
+            if "_stream_started" in rec and "_stream_ended" in rec:
+                rec["handler_before_model"] = (rec.pop("_stream_started") - started) * 1000
+                rec["handler_after_model"] = (done - rec.pop("_stream_ended")) * 1000
             rec["_handler_done"] = done
             _by_msg[msg_id] = {**_by_msg.get(msg_id, {}), **rec}
 

@@ -1,10 +1,13 @@
 """Latency, type-ahead, typist, startup and memory benchmark of the real server.
 
-    uv run python -m bench.run [--quick] [--json PATH] [--only NAME ...]
+    uv run python -m bench.run [--quick] [--json PATH] [--only NAME ...] [--experiment X ...]
 
-Prints a Markdown table (median, p99, target, pass/fail) and writes every raw
-sample as JSON (default ``bench/results/latest.json``). See ``bench/scenarios.py``
-for what each number measures.
+Prints a Markdown table (median, p99, target, pass/fail) and a per-stage profile,
+and writes every raw sample as JSON (default ``bench/results/latest.json``). See
+``bench/scenarios.py`` for what each number measures. The full run takes about
+7 minutes (the typist types 2000 characters at a real 10 per second); ``--quick``
+about 1.5. ``--experiment`` swaps a part of the server (``bench/experiments.py``)
+to measure what it costs; such results are not the stock server's.
 """
 
 from __future__ import annotations
@@ -209,13 +212,14 @@ def table(results: dict[str, Any]) -> str:
             continue
         ty = results[key]
         per100 = ty["model_requests_per_100"]
+        targeted = key == "typist"  # the faster typist is for comparison only
         rows.append(
             (
                 f"3. Typist ({label}, {ty['keystrokes']} keys): model requests / 100 keystrokes",
                 f"{per100:g}",
                 "",
-                "≤15",
-                _verdict(per100 <= 15),
+                "≤15" if targeted else "(≤15)",
+                _verdict(per100 <= 15) if targeted else "",
             )
         )
         rows.append(

@@ -16,8 +16,11 @@ variable is read before Settings exist, since building them is part of the wait.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -65,32 +68,43 @@ def initialize_result(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_message(stream: BinaryIO) -> tuple[bytes, dict[str, Any] | None]:
-    """One framed message: the raw bytes as read, and the parsed body (None if not JSON)."""
-    raw = bytearray()
-    length = None
+def read_message(fd: int) -> tuple[bytes, dict[str, Any] | None]:
+    """Read the first framed message straight from the file descriptor.
+
+    Returns every byte read (the message and whatever the client already sent after
+    it, all of which pygls must still see) and the parsed message, or None if the
+    first bytes are not a JSON-RPC message. Python's buffered stdin is not used: it
+    would keep read-ahead bytes where the event loop's pipe reader cannot see them.
+    """
+    data = bytearray()
     while True:
-        line = stream.readline()
-        if not line:
-            return bytes(raw), None
-        raw += line
-        if line in (b"\r\n", b"\n"):
-            if length is not None:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            length = _content_length(bytes(data[:end]))
+            if length is None:
+                return bytes(data), None
+            if len(data) >= end + 4 + length:
                 break
-            continue
-        name, _, value = line.decode("ascii", "replace").partition(":")
-        if name.strip().lower() == "content-length":
-            try:
-                length = int(value.strip())
-            except ValueError:
-                return bytes(raw), None
-    body = stream.read(length)
-    raw += body
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return bytes(data), None
+        data += chunk
     try:
-        message = json.loads(body)
+        message = json.loads(data[end + 4 : end + 4 + length])
     except ValueError:
-        return bytes(raw), None
-    return bytes(raw), message if isinstance(message, dict) else None
+        return bytes(data), None
+    return bytes(data), message if isinstance(message, dict) else None
+
+
+def _content_length(headers: bytes) -> int | None:
+    for line in headers.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            try:
+                return int(value.strip())
+            except ValueError:
+                return None
+    return None
 
 
 def write_message(stream: BinaryIO, message: dict[str, Any]) -> None:
@@ -182,7 +196,7 @@ def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> 
 
     builder = threading.Thread(target=run_build, name="zi-import", daemon=True)
     builder.start()
-    consumed, first = read_message(stdin)
+    consumed, first = read_message(stdin.fileno())
     request_id = None
     sent: dict[str, Any] = {}
     if first is not None and first.get("method") == "initialize" and "id" in first:
@@ -194,4 +208,62 @@ def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> 
     if failure:
         raise failure[0]
     writer = _DropAnswer(stdout, request_id, sent)
-    built[0].start_io(_Replay(consumed, stdin), writer)  # type: ignore[arg-type]
+    try:
+        _serve_pipe(built[0], consumed, stdin, writer)
+    except ValueError:  # stdin is a regular file, which asyncio cannot watch: pygls' way
+        built[0].start_io(_Replay(consumed, stdin), writer)  # type: ignore[arg-type]
+
+
+class _PipeReader:
+    """pygls' reader interface over an asyncio StreamReader (EOF reads as b"")."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    async def readline(self) -> bytes:
+        return await self._reader.readline()
+
+    async def readexactly(self, n: int) -> bytes:
+        try:
+            return await self._reader.readexactly(n)
+        except asyncio.IncompleteReadError:
+            return b""
+
+
+def _serve_pipe(
+    server: ZiLanguageServer, consumed: bytes, stdin: BinaryIO, writer: _DropAnswer
+) -> None:
+    """Like pygls' start_io, but stdin is read by the event loop, not a thread pool.
+
+    pygls hands every read to a worker thread: three thread hops per message, about
+    half a millisecond per request on a small machine, which the latency path feels.
+    """
+    from pygls.io_ import run_async
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)  # header lines only; bodies use readexactly
+        reader.feed_data(consumed)  # the initialize message we already read
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+        server.protocol.set_writer(writer)
+        await run_async(
+            stop_event=stop_event,
+            reader=_PipeReader(reader),
+            protocol=server.protocol,
+            logger=log,
+            error_handler=server.report_server_error,
+        )
+
+    stop_event = threading.Event()
+    server._stop_event = stop_event  # pygls' shutdown() sets it
+    mode = os.fstat(stdin.fileno()).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        raise ValueError("stdin is not a pipe")  # checked before anything is started
+    try:
+        asyncio.run(main())
+    except BrokenPipeError:
+        log.error("the client closed the connection; shutting down")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()  # type: ignore[no-untyped-call]
