@@ -6,6 +6,7 @@ handlers stay thin and call the services (``server.app.Services``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ class ZiLanguageServer(LanguageServer):
         super().__init__("zi-coder", __version__)
         self.base_settings = settings
         self.services: Services | None = None
+        self.closing: asyncio.Future[None] | None = None  # set by shutdown or exit
 
     def require_services(self) -> Services:
         if self.services is None:

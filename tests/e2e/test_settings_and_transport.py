@@ -178,10 +178,14 @@ def test_stdout_carries_only_json_rpc(scripted_model: ScriptedModel, tmp_path: P
         if {1, 2, 3, 4} <= {m.get("id") for m in read_frames_complete(raw)}:
             break
     proc.stdin.write(frame({"jsonrpc": "2.0", "id": 9, "method": "shutdown"}))
+    proc.stdin.flush()
+    while 9 not in {m.get("id") for m in read_frames_complete(raw)}:  # as clients do
+        raw += proc.stdout.read1(65536)
     proc.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
     proc.stdin.flush()
     rest, stderr = proc.communicate(timeout=20)
     stdout = raw + rest
+    assert proc.returncode == 0
 
     replies = {m.get("id"): m for m in read_frames(stdout) if "id" in m}
     assert replies[2]["result"]["items"][0]["insertText"] == "return a + b"  # type: ignore[index]

@@ -31,6 +31,7 @@ def register(server: ZiLanguageServer) -> None:
     server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
     server.feature(types.SHUTDOWN)(shutdown)
+    server.feature(types.EXIT)(exit_)
 
 
 def initialize(ls: ZiLanguageServer, params: types.InitializeParams) -> None:
@@ -57,9 +58,23 @@ async def did_change_configuration(
 
 
 async def shutdown(ls: ZiLanguageServer, params: None) -> None:
-    if ls.services is not None:
+    """Drain and close everything (history flushed) before answering: clients send
+    `exit` only after this answer, and pygls ends the process on `exit` at once."""
+    if ls.services is not None and ls.closing is None:
         # Let answers already in progress go out before their HTTP client closes.
-        await ls.services.aclose(drain_s=5)
+        ls.closing = asyncio.ensure_future(ls.services.aclose(drain_s=5))
+    if ls.closing is not None:
+        await ls.closing
+
+
+def exit_(ls: ZiLanguageServer, params: None) -> None:
+    """A client that sends `exit` without waiting for `shutdown` still loses no history.
+
+    Synchronous on purpose: pygls ends the process right after this returns, and an
+    async handler would change how its loop unwinds.
+    """
+    if ls.services is not None and ls.services.history is not None:
+        ls.services.history.flush(timeout=5)
 
 
 async def _pull_configuration(ls: ZiLanguageServer) -> None:
