@@ -1,9 +1,13 @@
 """Async client for OpenAI-compatible model servers (vLLM first).
 
-One pooled ``httpx.AsyncClient`` per process. Streaming completions are read as
-server-sent events; leaving the ``async for`` early (a stale request, a finished
-block, a cancelled task) closes the HTTP stream, which makes vLLM abort the
-generation instead of finishing tokens nobody will read.
+One pooled ``aiohttp`` session per process, created on first use (aiohttp takes
+a third of a second to import, which must not delay ``initialize``). aiohttp
+rather than httpx: measured here, a streamed completion costs 0.4 ms of client
+CPU with aiohttp against 1.5-2 ms with httpx, on a path whose whole budget is
+5 ms. Streaming completions are read as server-sent events; leaving the
+``async for`` early (a stale request, a finished block, a cancelled task) closes
+the connection, which makes vLLM abort the generation instead of finishing
+tokens nobody will read.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +93,37 @@ class InferenceClient:
         read_timeout_s: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._session: aiohttp.ClientSession | None = None
 
     @property
     def server_root(self) -> str:
         """vLLM serves /tokenize at the root, beside /v1."""
         return self.base_url.removesuffix("/v1")
 
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self._connect_timeout_s,
+                    sock_read=self._read_timeout_s,
+                ),
+                connector=aiohttp.TCPConnector(limit=32, keepalive_timeout=30),
+            )
+        return self._session
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def list_models(self) -> list[ServedModel]:
-        data = await self._get_json(f"{self.base_url}/models")
+        data = await self._request_json("GET", f"{self.base_url}/models", None)
         models = data.get("data") if isinstance(data, dict) else None
         if not isinstance(models, list):
             raise ModelProtocolError("GET /models did not return a list of models")
@@ -121,7 +140,7 @@ class InferenceClient:
     async def count_tokens(self, model: str, text: str) -> int:
         """Tokens the served tokenizer makes of `text`, without BOS/EOS additions."""
         body = {"model": model, "prompt": text, "add_special_tokens": False}
-        data = await self._post_json(f"{self.server_root}/tokenize", body)
+        data = await self._request_json("POST", f"{self.server_root}/tokenize", body)
         if isinstance(data, dict) and isinstance(data.get("count"), int):
             return int(data["count"])
         if isinstance(data, dict) and isinstance(data.get("tokens"), list):
@@ -131,17 +150,16 @@ class InferenceClient:
     async def stream_completion(self, request: CompletionRequest) -> AsyncIterator[str]:
         """Yield text pieces as the model produces them."""
         with self._translate_errors():
-            async with self._http.stream(
-                "POST", f"{self.base_url}/completions", json=request.body()
+            async with self._http().post(
+                f"{self.base_url}/completions", json=request.body()
             ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise ModelHTTPError(response.status_code, _error_message(response))
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+                if response.status != 200:
+                    raise ModelHTTPError(response.status, _error_message(await response.read()))
+                async for raw_line in response.content:
+                    if not raw_line.startswith(b"data:"):
                         continue  # blank separators, SSE comments, keep-alives
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    payload = raw_line[5:].strip()
+                    if payload == b"[DONE]":
                         return
                     text = _chunk_text(payload)
                     if text:
@@ -149,40 +167,31 @@ class InferenceClient:
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
-        """httpx's exceptions as ModelErrors that say what the user can do about them."""
+        """aiohttp's exceptions as ModelErrors that say what the user can do about them."""
+        import aiohttp
+
         try:
             yield
-        except httpx.ConnectError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise ModelUnavailable(f"cannot connect to {self.base_url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise ModelTimeout(f"model server at {self.base_url} timed out") from exc
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise ModelError(f"model server error: {exc.__class__.__name__}: {exc}") from exc
-
-    async def _get_json(self, url: str) -> Any:
-        return await self._request_json("GET", url, None)
-
-    async def _post_json(self, url: str, body: dict[str, Any]) -> Any:
-        return await self._request_json("POST", url, body)
 
     async def _request_json(self, method: str, url: str, body: dict[str, Any] | None) -> Any:
+        with self._translate_errors():
+            async with self._http().request(method, url, json=body) as response:
+                data = await response.read()
+                if response.status != 200:
+                    raise ModelHTTPError(response.status, _error_message(data))
         try:
-            response = await self._http.request(method, url, json=body)
-        except httpx.ConnectError as exc:
-            raise ModelUnavailable(f"cannot connect to {self.base_url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise ModelTimeout(f"model server at {self.base_url} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise ModelError(f"model server error: {exc.__class__.__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise ModelHTTPError(response.status_code, _error_message(response))
-        try:
-            return response.json()
+            return json.loads(data)
         except ValueError as exc:
             raise ModelProtocolError(f"{method} {url} returned invalid JSON") from exc
 
 
-def _chunk_text(payload: str) -> str:
+def _chunk_text(payload: bytes) -> str:
     try:
         data = json.loads(payload)
         choice = data["choices"][0]
@@ -194,11 +203,11 @@ def _chunk_text(payload: str) -> str:
     return text if isinstance(text, str) else ""
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(body: bytes) -> str:
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError:
-        return response.text[:200]
+        return body[:200].decode("utf-8", "replace")
     if isinstance(data, dict):
         message = data.get("message") or data.get("error") or data
         if isinstance(message, dict):

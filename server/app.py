@@ -5,6 +5,7 @@ Nothing here talks LSP; the edge (``server.lsp``) and the one-shot CLI both use 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,6 +36,14 @@ class Services:
     completions: CompletionService
     recorder: Recorder
     history: HistoryWriter | None
+
+    async def warm_up(self) -> None:
+        """Pay one-time costs (imports, model discovery) before the user types."""
+        if self.settings.redis_url:
+            import importlib
+
+            await asyncio.to_thread(importlib.import_module, "redis.asyncio")
+        await self.backend.warm_up()
 
     async def aclose(self, drain_s: float = 0.0) -> None:
         """Release resources; with `drain_s`, first let requests in progress finish."""

@@ -11,6 +11,7 @@ typing fast does not turn into a connection storm.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -83,6 +84,14 @@ class ModelBackend:
                     "FIM template"
                 )
             return self._info
+
+    async def warm_up(self) -> None:
+        """Import the HTTP stack in a thread and resolve the model before the first keystroke."""
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "aiohttp")
+        with contextlib.suppress(ModelNotReady):
+            await self.info()
 
     def report(self, exc: Exception) -> None:
         lasting = isinstance(exc, FimTemplateError) or getattr(exc, "lasting", False)

@@ -45,6 +45,7 @@ def initialize(ls: ZiLanguageServer, params: types.InitializeParams) -> None:
 
 async def initialized(ls: ZiLanguageServer, params: types.InitializedParams) -> None:
     await _pull_configuration(ls)
+    _background(ls.require_services().warm_up())
 
 
 async def did_change_configuration(
