@@ -53,7 +53,8 @@ def allows(text: str, offset: int) -> bool:
 
 
 def parse_window(text: str, offset: int) -> Window:
-    """From the nearest top-level line above the cursor to a bounded distance below."""
+    """The top-level construct around the cursor: from the nearest top-level line above
+    to the next one below (each bounded), so a keystroke parses a function, not a file."""
     start = text.rfind("\n", 0, offset) + 1
     for _ in range(_WINDOW_LINES_BEFORE):
         if start == 0:
@@ -62,13 +63,16 @@ def parse_window(text: str, offset: int) -> Window:
         if head and not head.isspace() and head not in "})]" and not _continues(text, start):
             break
         start = text.rfind("\n", 0, start - 1) + 1
-    end = offset
+    end = text.find("\n", offset)
+    end = len(text) if end < 0 else end
     for _ in range(_WINDOW_LINES_AFTER):
-        nxt = text.find("\n", end + 1)
-        if nxt < 0:
-            end = len(text)
+        if end >= len(text):
             break
-        end = nxt
+        head = text[end + 1 : end + 2]
+        if head and not head.isspace() and head not in "})]" and not _continues(text, end + 1):
+            break  # the next top-level construct starts here
+        nxt = text.find("\n", end + 1)
+        end = len(text) if nxt < 0 else nxt
     return Window(start=start, end=end)
 
 

@@ -129,6 +129,24 @@ def is_repetitive(text: str) -> bool:
     return False
 
 
+def continues_statement(line_before: str, text: str, rest_of_line: str) -> bool:
+    """`f(a,` + `b,`: a one-line suggestion that leaves a call or literal open on purpose.
+
+    Its parse has errors until the next lines exist, so the parse check cannot judge
+    it. Only a clean opening counts: brackets match so far, one stays open, and the
+    text ends where a statement goes on (an opener or a comma).
+    """
+    if not text.rstrip().endswith(("(", "[", "{", ",")):
+        return False
+    stack: list[str] = []
+    for ch in line_before + text + rest_of_line:
+        if ch in _OPEN:
+            stack.append(ch)
+        elif ch in _PAIRS and (not stack or stack.pop() != _PAIRS[ch]):
+            return False  # a mismatch is an error, not a continuation
+    return bool(stack)
+
+
 def adds_parse_errors(syntax: Syntax, around: Surroundings, text: str) -> bool:
     base = syntax.error_count(around.language_id, around.before + around.after)
     if base is None:
@@ -148,6 +166,9 @@ def clean(raw: str, *, mode: Mode, around: Surroundings, syntax: Syntax) -> str 
     text = balance_brackets(text, around.rest_of_line)
     if not text.strip() or is_repetitive(text):
         return None
+    line_before = around.before[around.before.rfind("\n") + 1 :]
+    if mode is Mode.SINGLE_LINE and continues_statement(line_before, text, around.rest_of_line):
+        return text
     if adds_parse_errors(syntax, around, text):
         return None
     return text

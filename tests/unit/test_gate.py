@@ -180,9 +180,10 @@ def test_parse_window_starts_at_the_enclosing_top_level_line() -> None:
     text, offset = split_cursor("import os\n\ndef f():\n    x = 1\n    |\n\ny = 2\n")
     window = parse_window(text, offset)
     assert text[window.start :].startswith("def f():\n")
-    assert window.end == len(text)
     assert window.before(text, offset) == "def f():\n    x = 1\n    "
-    assert window.after(text, offset) == "\n\ny = 2\n"
+    # ... and ends where the next top-level construct starts.
+    assert window.after(text, offset) == "\n"
+    assert text[window.end :] == "\ny = 2\n"
 
 
 def test_parse_window_skips_closing_brackets_at_column_zero() -> None:

@@ -298,3 +298,24 @@ def test_end_tokens_the_server_did_not_apply_are_cut(
     raw: str, stops: tuple[str, ...], expected: str
 ) -> None:
     assert postprocess.cut_at_stops(raw, stops) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "raw", "expected"),
+    [
+        # The statement goes on past this line: its parse cannot be judged yet.
+        ("class S:\n    def __init__(self, |\n", "posix=False,", "posix=False,"),
+        ("items = [|\n", "1, 2,", "1, 2,"),
+        # A mismatch is an error however the line ends.
+        ("const y = foo(|);\n", "a, {", None),
+    ],
+)
+def test_one_line_that_continues_a_statement_is_kept(
+    source: str, raw: str, expected: str | None
+) -> None:
+    language = "javascript" if source.startswith("const") else "python"
+    text, offset = split_cursor(source)
+    around = Surroundings(
+        language_id=language, before=text[:offset], after=text[offset:], header_indent=0
+    )
+    assert clean(raw, mode=Mode.SINGLE_LINE, around=around, syntax=Syntax()) == expected
