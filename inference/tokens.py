@@ -85,13 +85,15 @@ class RemoteTokenCounter:
         self,
         tokenize: Callable[[str], Awaitable[int]],
         cache_lines: int = 20_000,
-        max_pending: int = 2_000,
+        max_pending: int = 512,
+        pause_s: float = 0.005,
     ) -> None:
         self._tokenize = tokenize
         self._cache = _LineCache(cache_lines)
         self._pending: set[str] = set()
         self._in_flight: set[str] = set()
         self._max_pending = max_pending
+        self._pause_s = pause_s
         self._filler: asyncio.Task[None] | None = None
 
     def count(self, text: str) -> int:
@@ -129,3 +131,5 @@ class RemoteTokenCounter:
                 return
             finally:
                 self._in_flight.discard(line)
+            # Paced: these requests share the event loop with completions in flight.
+            await asyncio.sleep(self._pause_s)

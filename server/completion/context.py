@@ -96,7 +96,8 @@ def budget_suffix(text: str, offset: int, budget: int, counter: TokenCounter) ->
     while end < len(text) and used < budget:
         nxt = text.find("\n", end + 1)
         nxt = len(text) if nxt < 0 else nxt
-        n = counter.count(text[end:nxt])
+        # Counted as "line\n", the same key the prefix uses, so caches are shared.
+        n = counter.count(text[end + 1 : nxt + 1])
         if used + n > budget:
             break
         used += n
@@ -150,6 +151,7 @@ class ContextBuilder:
             doc.text[query_start:line_start],
             other_documents,
             exclude_uri=doc.uri,
+            language_id=doc.language_id,
             max_chars=self.snippet_tokens * 3,
             time_limit_s=self.snippet_time_limit_s,
         )

@@ -100,6 +100,7 @@ class CompletionService:
             return None
         uri = request.document.uri
         self._cancel_pending(uri)
+        self.context.snippets.touch(uri)
         started = time.perf_counter()
         if not gate.allows(request.document.text, request.offset):
             return None
@@ -139,8 +140,12 @@ class CompletionService:
         if tasks:
             await asyncio.wait(tasks, timeout=timeout_s)
 
+    def document_opened(self, uri: str) -> None:
+        self.context.snippets.touch(uri)
+
     def document_changed(self, uri: str, line: int | None, character: int | None) -> None:
         """An edit at or before a pending request's position makes it stale."""
+        self.context.snippets.touch(uri)
         pending = self._pending.get(uri)
         if pending is None:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -50,13 +51,29 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 class SnippetIndex:
-    def __init__(self) -> None:
+    """Windows of the most recently used documents, like an editor's neighbouring tabs.
+
+    Only the `max_documents` documents touched last (opened, edited, completed in)
+    and in the same language are searched: that bounds the work per request and
+    the memory, and recent documents are the relevant ones.
+    """
+
+    def __init__(self, max_documents: int = 20) -> None:
         self._windows: dict[str, tuple[int, list[_Window]]] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._max_documents = max_documents
         self._last_key: tuple[object, ...] | None = None
         self._last: list[Snippet] = []
 
+    def touch(self, uri: str) -> None:
+        self._recent[uri] = None
+        self._recent.move_to_end(uri)
+        while len(self._recent) > 4 * self._max_documents:
+            self._recent.popitem(last=False)
+
     def forget(self, uri: str) -> None:
         self._windows.pop(uri, None)
+        self._recent.pop(uri, None)
 
     def best(
         self,
@@ -65,9 +82,17 @@ class SnippetIndex:
         *,
         exclude_uri: str,
         max_chars: int,
+        language_id: str | None = None,
         time_limit_s: float,
     ) -> list[Snippet]:
-        docs = [d for d in documents if d.uri != exclude_uri]
+        by_uri = {
+            d.uri: d
+            for d in documents
+            if d.uri != exclude_uri and (language_id is None or d.language_id == language_id)
+        }
+        recent = [u for u in reversed(self._recent) if u in by_uri]
+        others = [u for u in by_uri if u not in self._recent]
+        docs = [by_uri[u] for u in (recent + others)[: self._max_documents]]
         if not docs or max_chars <= 0:
             return []
         key = (query, max_chars, tuple((d.uri, d.version) for d in docs))

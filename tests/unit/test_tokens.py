@@ -97,7 +97,7 @@ ESTIMATE = sum(math.ceil(len(line) / 3) for line in TEXT.splitlines(keepends=Tru
 
 async def test_remote_counter_estimates_first_then_counts_exactly() -> None:
     tokenize = FakeTokenize()
-    counter = RemoteTokenCounter(tokenize)
+    counter = RemoteTokenCounter(tokenize, pause_s=0)
     assert ESTIMATE != EXACT
     assert counter.count(TEXT) == ESTIMATE  # no round trip on the latency path
     await answered(tokenize, 2)
@@ -113,7 +113,7 @@ async def test_remote_counter_estimate_is_conservative() -> None:
 
 async def test_remote_counter_asks_only_for_unknown_lines() -> None:
     tokenize = FakeTokenize()
-    counter = RemoteTokenCounter(tokenize)
+    counter = RemoteTokenCounter(tokenize, pause_s=0)
     counter.count("alpha beta\n")
     await answered(tokenize, 1)
     assert counter.count("alpha beta\ngamma\n") == 2 + math.ceil(len("gamma\n") / 3)
@@ -132,7 +132,7 @@ async def test_remote_counter_keeps_estimates_when_tokenize_fails() -> None:
 
 def test_remote_counter_without_an_event_loop_estimates() -> None:
     tokenize = FakeTokenize()
-    counter = RemoteTokenCounter(tokenize)
+    counter = RemoteTokenCounter(tokenize, pause_s=0)
     assert counter.count(TEXT) == ESTIMATE
     assert counter.count(TEXT) == ESTIMATE
     assert tokenize.calls == []

@@ -8,8 +8,14 @@ from server.lsp.server import ZiLanguageServer
 
 
 def register(server: ZiLanguageServer) -> None:
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
+
+
+def did_open(ls: ZiLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    if ls.services is not None:
+        ls.services.completions.document_opened(params.text_document.uri)
 
 
 def did_change(ls: ZiLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
