@@ -167,29 +167,6 @@ def _install() -> None:
 
     lsp_completion.inline_completion = inline_completion
 
-    # Reads: pygls reads each header line and the body through a thread pool.
-    reader_cls = pygls_io.StdinAsyncReader
-
-    def readline(self: Any) -> Any:
-        def read() -> bytes:
-            line: bytes = self.stdin.readline()
-            if line.lower().startswith(b"content-length"):
-                _io["header_read"] = time.perf_counter()
-            return line
-
-        return self.loop.run_in_executor(self.executor, read)
-
-    def readexactly(self: Any, n: int) -> Any:
-        def read() -> bytes:
-            data: bytes = self.stdin.read(n)
-            _io["body_read"] = time.perf_counter()
-            return data
-
-        return self.loop.run_in_executor(self.executor, read)
-
-    reader_cls.readline = readline  # type: ignore[method-assign]
-    reader_cls.readexactly = readexactly  # type: ignore[method-assign]
-
     class _Json:
         dumps = staticmethod(json.dumps)
 
@@ -209,11 +186,6 @@ def _install() -> None:
             now = time.perf_counter()
             loads_start = _io.get("loads_start", now)
             _by_msg[message.id] = {
-                "read_headers_to_body": (
-                    _io.get("body_read", loads_start) - _io.get("header_read", loads_start)
-                )
-                * 1000,
-                "body_hop": (loads_start - _io.get("body_read", loads_start)) * 1000,
                 "decode": (_io.get("loads_done", now) - loads_start) * 1000,
                 "_dispatched": now,
             }

@@ -1,13 +1,12 @@
 """Latency, type-ahead, typist, startup and memory benchmark of the real server.
 
-    uv run python -m bench.run [--quick] [--json PATH] [--only NAME ...] [--experiment X ...]
+    uv run python -m bench.run [--quick] [--json PATH] [--only NAME ...]
 
 Prints a Markdown table (median, p99, target, pass/fail) and a per-stage profile,
 and writes every raw sample as JSON (default ``bench/results/latest.json``). See
 ``bench/scenarios.py`` for what each number measures. The full run takes about
 7 minutes (the typist types 2000 characters at a real 10 per second); ``--quick``
-about 1.5. ``--experiment`` swaps a part of the server (``bench/experiments.py``)
-to measure what it costs; such results are not the stock server's.
+about 1.5.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.experiments import EXPERIMENTS
 from bench.model import ModelProcess
 
 SCENARIOS = ("init", "latency", "memory", "profile", "typist")
@@ -54,7 +52,7 @@ def settings(quick: bool) -> dict[str, Any]:
     }
 
 
-async def run(quick: bool, only: set[str], experiments: list[str]) -> dict[str, Any]:
+async def run(quick: bool, only: set[str]) -> dict[str, Any]:
     sizes = settings(quick)
     results: dict[str, Any] = {
         "quick": quick,
@@ -66,15 +64,11 @@ async def run(quick: bool, only: set[str], experiments: list[str]) -> dict[str, 
             "load_average_at_start": os.getloadavg(),
         },
         "configured_debounce_ms": 0.0,
-        "experiments": experiments,
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zi-bench-") as tmp:
         model = await ModelProcess.start()
         bench = scenarios.Bench(model=model, workdir=Path(tmp), quick=quick)
-        if experiments:
-            bench.server_module = "bench.experiments"
-            bench.extra_env["ZI_BENCH_EXPERIMENTS"] = ",".join(experiments)
         try:
             for name in SCENARIOS:
                 if only and name not in only:
@@ -397,17 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the raw numbers",
     )
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=[])
-    parser.add_argument(
-        "--experiment",
-        nargs="*",
-        choices=EXPERIMENTS,
-        default=[],
-        help="swap a part of the server to measure it (see bench/experiments.py)",
-    )
     args = parser.parse_args(argv)
-    results = asyncio.run(run(args.quick, set(args.only), args.experiment))
-    if args.experiment:
-        print(f"EXPERIMENT: {', '.join(args.experiment)} swapped in; not the stock server\n")
+    results = asyncio.run(run(args.quick, set(args.only)))
     print(table(results))
     extra = profile_table(results)
     if extra:

@@ -140,4 +140,11 @@ class SnippetIndex:
             if text.strip():
                 windows.append(_Window(start, text, identifiers(text)))
         self._windows[doc.uri] = (doc.version, windows)
+        # Keep the index to about the documents that can be searched (memory bound).
+        while len(self._windows) > 2 * self._max_documents:
+            stale = next(
+                (u for u in self._recent if u in self._windows and u != doc.uri),
+                next(iter(self._windows)),
+            )
+            del self._windows[stale]
         return windows

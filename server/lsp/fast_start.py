@@ -16,7 +16,6 @@ variable is read before Settings exist, since building them is part of the wait.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from server import __version__
 
 if TYPE_CHECKING:
+    import asyncio
+
     from server.lsp.server import ZiLanguageServer
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,8 @@ class _PipeReader:
         return await self._reader.readline()
 
     async def readexactly(self, n: int) -> bytes:
+        import asyncio
+
         try:
             return await self._reader.readexactly(n)
         except asyncio.IncompleteReadError:
@@ -238,6 +241,8 @@ def _serve_pipe(
     pygls hands every read to a worker thread: three thread hops per message, about
     half a millisecond per request on a small machine, which the latency path feels.
     """
+    import asyncio  # ~50 ms: not before initialize is answered
+
     from pygls.io_ import run_async
 
     async def main() -> None:
