@@ -148,11 +148,11 @@ def continues_statement(line_before: str, text: str, rest_of_line: str) -> bool:
 
 
 def adds_parse_errors(syntax: Syntax, around: Surroundings, text: str) -> bool:
-    base = syntax.error_count(around.language_id, around.before + around.after)
-    if base is None:
-        return False
     with_completion = syntax.error_count(around.language_id, around.before + text + around.after)
-    return with_completion is not None and with_completion > base
+    if not with_completion:
+        return False  # clean (or no grammar): the usual case costs one parse, not two
+    base = syntax.error_count(around.language_id, around.before + around.after)
+    return base is not None and with_completion > base
 
 
 def clean(raw: str, *, mode: Mode, around: Surroundings, syntax: Syntax) -> str | None:
