@@ -64,7 +64,6 @@ class _Generated:
     first_token_ms: float | None
     model_ms: float
     prompt_chars: int
-    error: str | None = None
 
 
 class CompletionService:
@@ -102,7 +101,8 @@ class CompletionService:
         self._cancel_pending(uri)
         self.context.snippets.touch(uri)
         started = time.perf_counter()
-        if not gate.allows(request.document.text, request.offset):
+        # Mid-word is fine when the user asked explicitly (e.g. the editor's shortcut).
+        if not request.invoked and not gate.allows(request.document.text, request.offset):
             return None
         hit = self.typeahead.lookup(uri, request.document.text, request.offset)
         if hit is not None:
@@ -293,7 +293,7 @@ class CompletionService:
                     break  # leaving the loop closes the stream: vLLM stops generating
         except ModelError as exc:
             self.backend.report(exc)
-            return _Generated("", first, _ms_since(started), len(request.prompt), str(exc))
+            return _Generated("", first, _ms_since(started), len(request.prompt))
         self.backend.succeeded()
         model_ms = _ms_since(started)
         raw = postprocess.cut_at_stops(raw, request.stop_all)

@@ -100,6 +100,10 @@ async def test_no_request_in_the_middle_of_a_word(
     assert texts(result) == []
     assert scripted_model.requests == []
 
+    # Asked for explicitly, the user gets a suggestion even there.
+    scripted_model.reply_with(Reply(text="_all"))
+    assert texts(await inline(client, URI, 0, 12, invoked=True)) == ["_all"]
+
 
 async def test_typing_into_a_suggestion_needs_no_model_call(
     start_server: StartServer, scripted_model: ScriptedModel
