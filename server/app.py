@@ -52,8 +52,10 @@ class Services:
         await self.backend.aclose()
         await self.cache.aclose()
         if self.history is not None:
-            self.history.flush(timeout=5)
-            self.history.close()
+            # Both block (flush waits for the writer, close joins it): not on the loop,
+            # which keeps serving while old services close after a settings change.
+            await asyncio.to_thread(self.history.flush, 5)
+            await asyncio.to_thread(self.history.close)
 
 
 def build_cache(settings: Settings, notifier: Notifier) -> CompletionCache:

@@ -317,7 +317,8 @@ class CompletionService:
         prompt_chars: int,
     ) -> None:
         total_ms = _ms_since(started)
-        log.info(
+        # DEBUG: this runs before the answer is sent, on every keystroke.
+        log.debug(
             "completion %s %s %s %d chars in %.1f ms",
             completion.id[:8],
             completion.source,
