@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite in the user data directory."
     )
+    models_file: Path | None = Field(
+        default=None,
+        description="TOML or YAML model registry (models by role); unset: the embedded default.",
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="Where `zi-coder models load` records running models; default: user state dir.",
+    )
+    vllm_python: Path | None = Field(
+        default=None,
+        description="Python interpreter that has vLLM; default: this one, else the make-setup venv.",
+    )
     log_file: Path | None = Field(default=None, description="Also write the log to this file.")
     log_level: str = "INFO"
     fast_start: bool = Field(
