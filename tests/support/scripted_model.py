@@ -18,6 +18,14 @@ What the "model" answers is scripted with :class:`Reply` objects: ``reply_with()
 sets the default (a Reply, a string or a callable of the request body) and
 ``queue()`` adds one-shot replies that are used first, in order.
 
+Faults, for robustness tests: a Reply's ``status`` (with ``headers`` such as
+``Retry-After``), ``delay_s``, ``hang``, ``broken_json`` and ``drop_after`` (break
+the stream off after N chunks); ``fail(path, *replies)`` for one-shot faults of
+any path (``/v1/models``, ``/tokenize``, ``/health``); ``outage = Reply(status=503)``
+answers every request alike (a server loading or overloaded); ``stop()`` then
+``start()`` restarts on the same port (connections refused in between). ``hits``
+counts the requests received per path, faults included.
+
 It runs in a background thread of the test process (``ScriptedModel().start()`` or
 ``with ScriptedModel() as model:``) or as a subprocess::
 
@@ -45,9 +53,9 @@ import threading
 import time
 import uuid
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -119,6 +127,9 @@ class Reply:
     status: int = 200  # e.g. 500 -> JSON error body like vLLM's; `text` is then the message
     broken_json: bool = False  # send a malformed `data:` line mid-stream
     hang: bool = False  # send headers then nothing until the client goes away
+    headers: dict[str, str] = field(default_factory=dict)  # extra, e.g. {"Retry-After": "2"}
+    # Streams: close the connection abruptly after this many text chunks, like a crash.
+    drop_after: int | None = None
     finish_reason: str = "stop"  # when the text ends without hitting stop/max_tokens
 
     def pieces(self) -> list[str]:
@@ -265,6 +276,10 @@ class _Disconnected(Exception):
     """The client went away."""
 
 
+class _Dropped(_Disconnected):
+    """The server broke the connection on purpose (Reply.drop_after)."""
+
+
 class _Conn:
     """One client connection: a read buffer shared by the parser and the EOF watcher."""
 
@@ -360,6 +375,12 @@ class _Conn:
             self.gone.set()
             raise _Disconnected from exc
 
+    def drop(self) -> None:
+        """Close the connection at once, mid-response, as a crashing server would."""
+        self.gone.set()
+        self.writer.transport.abort()
+        raise _Dropped
+
     async def pause(self, seconds: float) -> None:
         """Sleep, but wake up (raising) as soon as the client goes away."""
         if self.gone.is_set():
@@ -439,6 +460,13 @@ class ScriptedModel:
         self.requests: list[dict[str, Any]] = []
         self.tokenize_requests: list[dict[str, Any]] = []
         self.cancelled = 0
+        self.dropped = 0  # streams broken off on purpose (Reply.drop_after)
+        # Requests received per path, every route and outcome included.
+        self.hits: Counter[str] = Counter()
+        # Fault knobs: one-shot replies for a path (`fail`), and an outage that answers
+        # every request (`outage = Reply(status=503)`: a server loading or overloaded).
+        self.outage: Reply | None = None
+        self._faults: dict[str, deque[Reply]] = {}
         self.completed = 0  # completion responses sent in full
         # Exceptions raised by reply functions (answered as HTTP 500 meanwhile).
         self.errors: list[BaseException] = []
@@ -464,6 +492,13 @@ class ScriptedModel:
         """One-shot replies, consumed in order by the next requests before the default."""
         with self._cond:
             self._queue.extend(_as_reply(r) for r in replies)
+
+    def fail(self, path: str, *replies: Reply | str) -> None:
+        """One-shot replies for `path` (e.g. "/v1/models", "/tokenize", "/health"), used
+        before the normal answer: an error status (with `headers`, after `delay_s`), a
+        `hang`, or a status 200 with `delay_s` to play a slow server."""
+        with self._cond:
+            self._faults.setdefault(path, deque()).extend(_as_reply(r) for r in replies)
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:
         """Block until `n` /v1/completions requests have been received."""
@@ -604,13 +639,37 @@ class ScriptedModel:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _send_json(self, conn: _Conn, status: int, obj: Any) -> bool:
+    async def _send_json(
+        self, conn: _Conn, status: int, obj: Any, headers: dict[str, str] | None = None
+    ) -> bool:
         payload = _json_bytes(obj)
         head = _head(
             status,
-            [("content-type", "application/json"), ("content-length", str(len(payload)))],
+            [
+                ("content-type", "application/json"),
+                ("content-length", str(len(payload))),
+                *(headers or {}).items(),
+            ],
         )
         await conn.write(head + payload, last=True)
+        return True
+
+    async def _fault(self, conn: _Conn, path: str) -> bool:
+        """Play the outage or a queued fault for `path`; True when it answered."""
+        with self._cond:
+            self.hits[path] += 1
+            self._cond.notify_all()
+            queued = self._faults.get(path)
+            reply = queued.popleft() if queued else self.outage
+        if reply is None:
+            return False
+        if reply.hang:
+            await conn.gone.wait()
+            raise _Disconnected
+        if reply.status == 200:
+            await conn.pause(reply.delay_s)
+            return False
+        await self._error_reply(conn, reply)
         return True
 
     async def _route(self, conn: _Conn, method: str, target: str, body: bytes) -> bool:
@@ -622,6 +681,8 @@ class ScriptedModel:
             "/tokenize": ("POST", self._tokenize),
             "/v1/completions": ("POST", self._completions),
         }
+        if await self._fault(conn, path):
+            return True
         if path not in routes:
             return await self._send_json(conn, 404, {"detail": "Not Found"})
         want, handler = routes[path]
@@ -775,6 +836,11 @@ class ScriptedModel:
                 await self._stream(conn, data, reply)
             else:
                 await self._complete(conn, data, reply)
+        except _Dropped:
+            with self._cond:
+                self.dropped += 1
+                self._cond.notify_all()
+            return False
         except _Disconnected:
             with self._cond:
                 if conn.last_write_started:  # counted, but the last write failed
@@ -808,7 +874,7 @@ class ScriptedModel:
         await conn.pause(reply.delay_s)
         status = reply.status
         message = reply.text or _phrase(status) or "error"
-        await self._send_json(conn, status, _error_body(status, message))
+        await self._send_json(conn, status, _error_body(status, message), reply.headers)
 
     async def _complete(self, conn: _Conn, data: dict[str, Any], reply: Reply) -> None:
         if reply.status != 200:
@@ -901,6 +967,8 @@ class ScriptedModel:
                 await event(b'{"id":"' + cid.encode() + b'","object":"text_completion","choi')
             if i > 0:
                 await conn.pause(reply.chunk_delay_s)
+            if reply.drop_after is not None and i >= reply.drop_after:
+                conn.drop()
             await event(chunk(piece, None, None))
         if broken_at >= 0 and not out:
             await event(b'{"id":"' + cid.encode() + b'","object":"text_completion","choi')

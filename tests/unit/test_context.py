@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from inference.fim import QWEN
 from inference.tokens import CharEstimateCounter
+from server.completion.backend import ModelInfo
 from server.completion.context import (
     ContextBuilder,
     budget_prefix,
     budget_suffix,
     comment_prefix,
+    fit_budgets,
     render_head,
+    usable_tokens,
 )
 from server.completion.snippets import Snippet, SnippetIndex
 from server.completion.types import CompletionRequest, Document
@@ -237,3 +241,116 @@ def test_context_builder_snippets_fit_the_snippet_budget() -> None:
     counter = CharEstimateCounter()
     context = make_builder(snippet_tokens=10).build(request, counter, [helper])
     assert sum(counter.count(s.text) for s in context.snippets) <= 10
+
+
+# ------------------------------------------------------ the served context window
+
+
+@pytest.mark.parametrize(
+    ("budgets", "available", "expected"),
+    [
+        ((1536, 512, 384), 5000, (1536, 512, 384)),  # fits: unchanged
+        ((1536, 512, 384), 2432, (1536, 512, 384)),  # exactly
+        ((1536, 512, 384), 1216, (768, 256, 192)),  # half: ratios kept
+        ((1000, 0, 0), 300, (300, 0, 0)),
+        ((100, 100, 100), 0, (0, 0, 0)),
+        ((100, 100, 100), -50, (0, 0, 0)),
+    ],
+)
+def test_fit_budgets_scales_down_in_proportion(
+    budgets: tuple[int, int, int], available: int, expected: tuple[int, int, int]
+) -> None:
+    fitted = fit_budgets(*budgets, available)
+    assert fitted == expected
+    assert sum(fitted) <= max(available, 0)
+
+
+def test_usable_tokens_keeps_a_larger_margin_for_estimates() -> None:
+    assert usable_tokens(1000, exact=True) == 980
+    assert usable_tokens(1000, exact=False) == 900
+    assert usable_tokens(0, exact=True) == 0
+
+
+def model_info(max_model_len: int | None, overhead: int = 4) -> ModelInfo:
+    return ModelInfo(
+        name="m",
+        template=QWEN,
+        counter=CharCounter(),
+        max_model_len=max_model_len,
+        overhead_tokens=overhead,
+    )
+
+
+def test_prompt_limit_leaves_room_for_the_answer_and_the_template() -> None:
+    assert model_info(2048).prompt_limit(256) == 2048 - 256 - 4
+    assert model_info(None).prompt_limit(256) is None
+    assert model_info(100).prompt_limit(256) == 0
+
+
+def big_request(cursor_line: str = "result = compute(") -> CompletionRequest:
+    text = numbered_lines(400) + cursor_line + "\n" + numbered_lines(200)
+    offset = len(numbered_lines(400)) + len(cursor_line)
+    doc = Document("file:///w/big.py", "python", 1, text)
+    return CompletionRequest(document=doc, offset=offset, line=400, character=len(cursor_line))
+
+
+@pytest.mark.parametrize("window", [160, 300, 512, 1024, 4096])
+@pytest.mark.parametrize("max_tokens", [64, 256])
+def test_prompt_fits_the_served_context_window(window: int, max_tokens: int) -> None:
+    """Head, prefix, suffix, template tokens and max_tokens all within max_model_len."""
+    request = big_request()
+    helper = Document("file:///w/helpers.py", "python", 1, HELPER_SOURCE)
+    counter = CharCounter()
+    info = model_info(window, overhead=counter.count(QWEN.render("", "")) + 1)
+    builder = make_builder(prefix_tokens=1536, suffix_tokens=512, snippet_tokens=384)
+    limit = info.prompt_limit(max_tokens)
+    context = builder.build(request, counter, [helper], max_prompt_tokens=limit)
+    prompt = QWEN.render(context.full_prefix, context.suffix)
+    assert counter.count(prompt) + 1 + max_tokens <= window or limit == 0
+    if limit and limit > 200:
+        assert context.prefix.endswith("result = compute(")  # the cursor line survives
+
+
+def test_without_a_limit_the_budgets_are_the_configured_ones() -> None:
+    request = big_request()
+    builder = make_builder(prefix_tokens=1536, suffix_tokens=512, snippet_tokens=0)
+    context = builder.build(request, CharCounter(), [])
+    # Lines are 32 characters; the prefix's start moves in 512-character steps.
+    assert 1536 - 512 - 32 < len(context.prefix) <= 1536
+    assert 512 - 32 < len(context.suffix) <= 512
+
+
+def test_a_generous_limit_changes_nothing() -> None:
+    request = big_request()
+    helper = Document("file:///w/helpers.py", "python", 1, HELPER_SOURCE)
+    builder = make_builder(prefix_tokens=600, suffix_tokens=200, snippet_tokens=300)
+    free = builder.build(request, CharCounter(), [helper])
+    capped = builder.build(request, CharCounter(), [helper], max_prompt_tokens=100_000)
+    assert capped == free
+
+
+def test_under_a_limit_a_huge_cursor_line_is_cut_to_fit() -> None:
+    minified = "var a=" + ",".join(f"x{i}" for i in range(5000)) + ";f("
+    request = big_request(cursor_line=minified)
+    builder = make_builder(prefix_tokens=1536, suffix_tokens=512, snippet_tokens=0)
+    context = builder.build(request, CharCounter(), [], max_prompt_tokens=500)
+    assert len(context.head) + len(context.prefix) + len(context.suffix) <= 500
+    assert context.prefix.endswith(";f(")  # the end of the line, next to the cursor
+    # Without a hard limit the cursor line is kept whole, as before.
+    free = builder.build(request, CharCounter(), [])
+    assert free.prefix.endswith(minified)
+
+
+def test_under_a_limit_a_huge_rest_of_line_is_cut_from_its_end() -> None:
+    text, offset = split_cursor("x = f(|" + "a, " * 3000 + ")\nnext_line = 1\n")
+    assert budget_suffix(text, offset, 50, CharCounter(), strict=True) == ("a, " * 3000)[:50]
+    assert budget_suffix(text, offset, 50, CharCounter()).endswith(")")
+
+
+def test_snippets_are_counted_as_rendered() -> None:
+    request = current_request()
+    helper = Document("file:///w/helpers.py", "python", 1, HELPER_SOURCE)
+    counter = CharCounter()
+    context = make_builder(snippet_tokens=400).build(request, counter, [helper])
+    snippet_part = context.head[: -len("# Path: /w/geometry.py\n")]
+    assert counter.count(snippet_part) <= 400
