@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from server.cache import CompletionCache, MemoryCache, RedisCache
-from server.completion.backend import ModelBackend
 from server.completion.context import ContextBuilder
 from server.completion.recorder import NullRecorder, Recorder
 from server.completion.service import CompletionService
@@ -19,6 +18,7 @@ from server.completion.snippets import SnippetIndex
 from server.completion.types import Document
 from server.history.writer import HistoryWriter
 from server.notify import Level, Notifier
+from server.routing import ModelRouter
 from server.settings import Settings
 from server.syntax import Syntax
 
@@ -31,7 +31,7 @@ REDIS_PROBLEM = "redis"
 class Services:
     settings: Settings
     notifier: Notifier
-    backend: ModelBackend
+    models: ModelRouter
     cache: CompletionCache
     completions: CompletionService
     recorder: Recorder
@@ -43,13 +43,13 @@ class Services:
             import importlib
 
             await asyncio.to_thread(importlib.import_module, "redis.asyncio")
-        await self.backend.warm_up()
+        await self.models.warm_up()
 
     async def aclose(self, drain_s: float = 0.0) -> None:
         """Release resources; with `drain_s`, first let requests in progress finish."""
         if drain_s:
             await self.completions.drain(drain_s)
-        await self.backend.aclose()
+        await self.models.aclose()
         await self.cache.aclose()
         if self.history is not None:
             # Both block (flush waits for the writer, close joins it): not on the loop,
@@ -88,14 +88,14 @@ def build_services(
     else:
         writer = None
     recorder: Recorder = writer if writer is not None else NullRecorder()
-    backend = ModelBackend(settings.inference, notifier=notifier)
+    models = ModelRouter(settings, notifier=notifier)
     cache = build_cache(settings, notifier)
     syntax = syntax or Syntax()
     c = settings.completion
     completions = CompletionService(
         settings=c,
         inference=settings.inference,
-        backend=backend,
+        models=models,
         cache=cache,
         syntax=syntax,
         recorder=recorder,
@@ -108,4 +108,4 @@ def build_services(
             snippets=SnippetIndex(),
         ),
     )
-    return Services(settings, notifier, backend, cache, completions, recorder, writer)
+    return Services(settings, notifier, models, cache, completions, recorder, writer)

@@ -87,11 +87,11 @@ class Settings(BaseSettings):
     )
     state_dir: Path | None = Field(
         default=None,
-        description="Where `zi-coder models load` records running models; default: user state dir.",
+        description="Where `zi-coder models load` records running models (default: user state).",
     )
     vllm_python: Path | None = Field(
         default=None,
-        description="Python interpreter that has vLLM; default: this one, else the make-setup venv.",
+        description="Python that has vLLM; default: this one, else the venv `make setup` makes.",
     )
     log_file: Path | None = Field(default=None, description="Also write the log to this file.")
     log_level: str = "INFO"

@@ -34,6 +34,7 @@ from server.completion.types import (
     Mode,
     Source,
 )
+from server.routing import ModelRouter
 from server.settings import CompletionSettings, InferenceSettings
 from server.syntax import Syntax
 
@@ -72,7 +73,7 @@ class CompletionService:
         *,
         settings: CompletionSettings,
         inference: InferenceSettings,
-        backend: ModelBackend,
+        models: ModelRouter,
         cache: CompletionCache,
         syntax: Syntax,
         recorder: Recorder,
@@ -81,7 +82,7 @@ class CompletionService:
     ) -> None:
         self.settings = settings
         self.inference = inference
-        self.backend = backend
+        self.models = models
         self.cache = cache
         self.syntax = syntax
         self.recorder = recorder
@@ -175,19 +176,32 @@ class CompletionService:
             raise
         except Exception as exc:  # a bug must cost one suggestion, not the session
             log.exception("completion failed for %s", request.document.uri)
-            self.backend.notifier.problem("internal", f"completion failed: {exc!r}")
+            self.models.notifier.problem("internal", f"completion failed: {exc!r}")
             return None
 
     async def _generate_for(self, request: CompletionRequest, started: float) -> Completion | None:
         if self.settings.debounce_ms:
             await asyncio.sleep(self.settings.debounce_ms / 1000)
+        doc, offset = request.document, request.offset
+        backend = self.models.completion(doc.language_id)
+        if backend is None:
+            return None  # not served; the router told the user why
         try:
-            info = await self.backend.info()
+            info = await backend.info()
         except ModelNotReady:
             return None
-        doc, offset = request.document, request.offset
         mode = gate.decide_mode(self.syntax, doc.language_id, doc.text, offset)
-        ctx = self.context.build(request, info.counter, self.other_documents())
+        max_tokens = (
+            self.settings.max_tokens_multi_line
+            if mode is Mode.MULTI_LINE
+            else self.settings.max_tokens_single_line
+        )
+        ctx = self.context.build(
+            request,
+            info.counter,
+            self.other_documents(),
+            max_prompt_tokens=info.prompt_limit(max_tokens),
+        )
         prompt = info.template.render(ctx.full_prefix, ctx.suffix)
         model_request = self._model_request(info, prompt, mode)
         key = _cache_key(model_request, mode)
@@ -204,7 +218,7 @@ class CompletionService:
                 after=window.after(doc.text, offset),
                 header_indent=_header_indent(doc.text, offset),
             )
-            generated, source = await self._shared_call(key, model_request, mode, around)
+            generated, source = await self._shared_call(backend, key, model_request, mode, around)
         if not generated.text:
             return None
         completion = Completion(
@@ -242,14 +256,19 @@ class CompletionService:
         )
 
     async def _shared_call(
-        self, key: str, request: ModelRequest, mode: Mode, around: postprocess.Surroundings
+        self,
+        backend: ModelBackend,
+        key: str,
+        request: ModelRequest,
+        mode: Mode,
+        around: postprocess.Surroundings,
     ) -> tuple[_Generated, Source]:
         call = self._calls.get(key)
         source = Source.JOINED
         if call is None:
             source = Source.MODEL
             task = asyncio.get_running_loop().create_task(
-                self._call_model(key, request, mode, around)
+                self._call_model(backend, key, request, mode, around)
             )
             call = self._calls[key] = _SharedCall(task)
 
@@ -275,13 +294,18 @@ class CompletionService:
             call.task.cancel()  # closes the HTTP stream: vLLM stops generating
 
     async def _call_model(
-        self, key: str, request: ModelRequest, mode: Mode, around: postprocess.Surroundings
+        self,
+        backend: ModelBackend,
+        key: str,
+        request: ModelRequest,
+        mode: Mode,
+        around: postprocess.Surroundings,
     ) -> _Generated:
         started = time.perf_counter()
         first: float | None = None
         raw = ""
         try:
-            async for piece in self.backend.stream(request):
+            async for piece in backend.stream(request):
                 if first is None:
                     first = (time.perf_counter() - started) * 1000
                 raw += piece
@@ -292,9 +316,9 @@ class CompletionService:
                 ):
                     break  # leaving the loop closes the stream: vLLM stops generating
         except ModelError as exc:
-            self.backend.report(exc)
+            backend.report(exc)
             return _Generated("", first, _ms_since(started), len(request.prompt))
-        self.backend.succeeded()
+        backend.succeeded()
         model_ms = _ms_since(started)
         raw = postprocess.cut_at_stops(raw, request.stop_all)
         text = postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""

@@ -31,9 +31,14 @@ def server_capabilities(client: LanguageClient) -> types.ServerCapabilities:
     return _INIT_RESULTS[id(client)].capabilities
 
 
-def server_env(**overrides: str) -> dict[str, str]:
+def server_env(**overrides: str | None) -> dict[str, str]:
+    """The test process's environment without ZI_* settings, plus `overrides` (None: unset)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZI_")}
-    env.update(overrides)
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -51,9 +56,9 @@ async def start_server(scripted_model: ScriptedModel, db_url: str) -> AsyncItera
         initialization_options: dict[str, Any] | None = None,
         configuration: dict[str, Any] | None = None,
         capabilities: str = "visual-studio-code",
-        **env: str,
+        **env: str | None,
     ) -> LanguageClient:
-        settings = {
+        settings: dict[str, str | None] = {
             "ZI_INFERENCE__URL": scripted_model.url,
             "ZI_DATABASE_URL": db_url,
             "ZI_LOG_LEVEL": "DEBUG",
