@@ -144,7 +144,7 @@ def default_registry() -> Registry:
         source=DEFAULT_MODEL_SOURCE,
         roles=[Role.COMPLETION, Role.CHAT],
         port=8000,
-        max_model_len=2048,
+        max_model_len=1024,  # the tiny model's position limit
     )
     return Registry(models={spec.name: spec}, path=None)
 

@@ -121,7 +121,7 @@ def test_none_is_the_embedded_default() -> None:
     spec = registry.get("tiny-coder")
     assert spec.source == "~/.cache/zi-coder/tiny-model-v1"
     assert spec.roles == [Role.COMPLETION, Role.CHAT]
-    assert (spec.port, spec.max_model_len) == (8000, 2048)
+    assert (spec.port, spec.max_model_len) == (8000, 1024)
 
 
 @pytest.mark.parametrize(
