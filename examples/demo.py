@@ -16,19 +16,31 @@ import sys
 import tempfile
 from pathlib import Path
 
+from inference.launcher import LaunchError, ServeConfig, VllmServer, find_vllm_python
 from tests.support.tiny_model import SERVED_MODEL_NAME, ensure_tiny_model
-from tests.support.vllm_server import find_vllm_python, run_vllm_server
+from tests.support.vllm_server import free_port
 
 
 def main(location: str) -> int:
-    python = find_vllm_python()
-    if python is None:
-        sys.stderr.write("vLLM is not installed: run `make setup` first\n")
+    try:
+        python = find_vllm_python()
+    except LaunchError as exc:
+        sys.stderr.write(f"{exc}\n")
         return 2
     model_dir = ensure_tiny_model(Path("~/.cache/zi-coder/tiny-model-v1").expanduser(), python)
     with tempfile.TemporaryDirectory() as tmp:
         sys.stderr.write("starting vLLM with the tiny model (about a minute on 2 CPUs)...\n")
-        with run_vllm_server(model_dir, SERVED_MODEL_NAME, Path(tmp) / "vllm.log") as url:
+        config = ServeConfig(
+            source=str(model_dir),
+            served_name=SERVED_MODEL_NAME,
+            port=free_port(),
+            max_model_len=1024,
+            log_file=Path(tmp) / "vllm.log",
+            python=python,
+            env={"HF_HUB_OFFLINE": "1"},
+        )
+        with VllmServer(config) as server:
+            url = server.url
             env = {
                 **os.environ,
                 "ZI_INFERENCE__URL": url,
