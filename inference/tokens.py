@@ -59,6 +59,7 @@ class LocalTokenCounter:
     def __init__(self, tokenizer_json: Path, cache_lines: int = 20_000) -> None:
         from tokenizers import Tokenizer  # lazy: keeps `initialize` fast
 
+        self.path = tokenizer_json
         self._tokenizer = Tokenizer.from_file(str(tokenizer_json))
         self._cache = _LineCache(cache_lines)
 

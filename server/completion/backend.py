@@ -41,7 +41,7 @@ from inference.client import (
     ModelRateLimited,
     is_outage,
 )
-from inference.fim import FimTemplate, FimTemplateError, detect_template, template_by_name
+from inference.fim import FimTemplate, FimTemplateError, resolve_template
 from inference.resilience import Backoff, CircuitBreaker, Clock, RetryPolicy
 from inference.tokens import (
     CharEstimateCounter,
@@ -50,7 +50,7 @@ from inference.tokens import (
     TokenCounter,
 )
 from server.notify import Level, Notifier
-from server.settings import FimTemplateName, InferenceSettings
+from server.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -273,13 +273,17 @@ class ModelBackend:
         else:
             raise ModelNotServed(f"the model server at {self.settings.url} serves no model")
 
-        if self.settings.fim_template is FimTemplateName.AUTO:
-            template = await detect_template(
-                name, lambda text: self.client.count_tokens(name, text)
-            )
-        else:
-            template = template_by_name(self.settings.fim_template.value)
         counter = self._counter(name, match.root)
+        local = counter if isinstance(counter, LocalTokenCounter) else None
+        # A configured template is verified against the served tokenizer; `auto` detects
+        # from a local tokenizer.json when there is one, and the server confirms it.
+        template = await resolve_template(
+            name,
+            self.settings.fim_template.value,
+            lambda text: self.client.count_tokens(name, text),
+            local_count=local.count if local else None,
+            local_source=str(local.path) if local else "its local tokenizer.json",
+        )
         overhead = counter.count(template.render("", "")) + _SPECIAL_TOKENS_ADDED
         log.info(
             "model %s: template %s, tokenizer %s, max_model_len %s",

