@@ -10,12 +10,14 @@ MODEL_PORT ?= 8000
 
 .PHONY: setup vllm model up demo test lint bench lock
 
-setup: ## the project venv (locked), bytecode, vLLM for CPU and the tiny model
+setup: ## the project venv (locked), bytecode, vLLM (GPU or CPU build) and the tiny models
 	command -v uv >/dev/null || python3 -m pip install -q uv
 	uv sync --frozen --compile-bytecode
 	uv run python -m compileall -q server inference migrations
 	$(MAKE) vllm
 	$(VLLM_VENV)/bin/python tests/support/tiny_model.py $(MODEL_DIR)
+	$(VLLM_VENV)/bin/python tests/support/tiny_model.py --family starcoder2 \
+	  $(dir $(MODEL_DIR))tiny-starcoder2-v1
 
 vllm:
 	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
