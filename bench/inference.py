@@ -68,7 +68,8 @@ from bench.inference_load import (
 )
 from inference.client import InferenceClient
 from inference.fim import FimTemplate, detect_template, template_by_name
-from inference.launcher import ServeConfig, VllmServer, free_port, is_loopback
+from inference.launcher import ServeConfig, VllmServer
+from inference.probes import free_port, is_loopback
 from inference.tokens import LocalTokenCounter, TokenCounter
 
 DEFAULT_MODEL = "~/.cache/zi-coder/tiny-model-v1"

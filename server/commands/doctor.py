@@ -116,7 +116,8 @@ def _targets(settings: Settings) -> list[_Target]:
 
 
 async def _model_checks(settings: Settings, target: _Target) -> list[Check]:
-    from inference.client import CompletionRequest, InferenceClient, ModelError
+    from inference.client import CompletionRequest, InferenceClient
+    from inference.errors import ModelError
 
     label = target.label
     if target.url is None:

@@ -78,7 +78,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from inference.launcher import LaunchError, VllmServer, is_loopback
+    from inference.launcher import LaunchError, VllmServer
+    from inference.probes import is_loopback
     from inference.registry import RegistryError
     from server.commands import configure_cli_logging, fail, say
     from server.settings import Settings

@@ -109,8 +109,9 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    from inference.launcher import LaunchError, ServeConfig, VllmServer, free_port, http_ok
-    from inference.launcher import server_root as root
+    from inference.launcher import LaunchError, ServeConfig, VllmServer
+    from inference.probes import free_port, http_ok
+    from inference.probes import server_root as root
     from inference.state import LoadedModel, read_state, remove_state, write_state
     from server.commands import configure_cli_logging, fail, say
 
@@ -243,7 +244,7 @@ def _file_name(name: str) -> str:
 
 def _probe(url: str) -> list[str]:
     """[health, served models] of an OpenAI-compatible server, within 2 s each."""
-    from inference.launcher import http_get, server_root
+    from inference.probes import http_get, server_root
 
     status, _ = http_get(f"{server_root(url)}/health", PROBE_TIMEOUT_S)
     models_status, body = http_get(f"{url.rstrip('/')}/models", PROBE_TIMEOUT_S)

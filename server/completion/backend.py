@@ -29,12 +29,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from inference.client import (
-    ClientEvent,
-    CompletionRequest,
+from inference.client import ClientEvent, CompletionRequest, EventKind, InferenceClient
+from inference.errors import (
     ContextTooLong,
-    EventKind,
-    InferenceClient,
     ModelError,
     ModelNotFound,
     ModelPaused,

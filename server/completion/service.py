@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from inference.client import CompletionRequest as ModelRequest
-from inference.client import ModelError
+from inference.errors import ModelError
 from server.cache import CompletionCache
 from server.completion import gate, postprocess
 from server.completion.backend import ModelBackend, ModelInfo, ModelNotReady

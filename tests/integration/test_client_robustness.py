@@ -18,12 +18,9 @@ from typing import Any
 
 import pytest
 
-from inference.client import (
-    ClientEvent,
-    CompletionRequest,
+from inference.client import ClientEvent, CompletionRequest, EventKind, InferenceClient
+from inference.errors import (
     ContextTooLong,
-    EventKind,
-    InferenceClient,
     ModelConnectionLost,
     ModelError,
     ModelHTTPError,

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.launcher import ServeConfig, VllmServer, free_port
+from inference.launcher import ServeConfig, VllmServer
+from inference.probes import free_port
 from tests.e2e.conftest import db_url, start_server
 from tests.realmodel.vllm_log import VllmLog
 from tests.support.tiny_model import QWEN2, STARCODER2, Family, ensure_tiny_model

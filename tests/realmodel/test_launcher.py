@@ -39,7 +39,7 @@ def cli_env(vllm_python: Path, **extra: str) -> dict[str, str]:
 
 
 def free_port() -> int:
-    from inference.launcher import free_port as pick
+    from inference.probes import free_port as pick
 
     return pick()
 

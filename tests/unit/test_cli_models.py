@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.launcher import free_port, http_get
+from inference.probes import free_port, http_get
 from inference.state import group_alive, read_state, state_path
 from server.cli import main
 from tests.unit.test_launcher import make_fake_vllm

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from inference import launcher
+from inference import launcher, probes
 from inference.launcher import (
     LaunchError,
     ModelLoadFailed,
@@ -32,9 +32,9 @@ from inference.launcher import (
     command_for,
     find_vllm_python,
     fit_max_model_len,
-    free_port,
     server_env,
 )
+from inference.probes import free_port
 from inference.registry import ModelSpec, Role
 from inference.state import (
     LoadedModel,
@@ -365,7 +365,7 @@ def test_start_ready_stop_takes_the_whole_group(
         assert server.pid is not None
         assert os.getpgid(server.pid) == server.pid  # its own group, away from ours
         assert len(_group(server.pid)) >= 2  # with the "engine core" child
-        assert launcher.http_get(f"{server.url}/models")[1] == b'{"data": [{"id": "tiny"}]}'
+        assert probes.http_get(f"{server.url}/models")[1] == b'{"data": [{"id": "tiny"}]}'
         pid = server.pid
 
     assert not group_alive(pid)
