@@ -12,6 +12,7 @@ import functools
 import json
 import random
 import re
+import sqlite3
 import sysconfig
 import time
 from collections import Counter
@@ -38,7 +39,6 @@ FIXED_REPLY = "  # zi-bench"  # valid after any line end, absent from the files
 MODEL_TTFT_S = 0.020
 ORACLE_LATENCY_S = 0.030
 GAP_S = 0.03  # idle time between measured requests (a user is never faster)
-_LOG_LINE = re.compile(r"completion \w+ (\w+) (\w+) (\d+) chars in ([\d.]+) ms")
 
 
 @dataclass
@@ -72,10 +72,21 @@ async def running_server(
             await lsp.close()
 
 
-def logged_sources(bench: Bench, name: str) -> Counter[str]:
-    """Completions the server logged (INFO) by source: model, typeahead, shared_cache, joined."""
-    text = (bench.workdir / f"{name}.stderr.log").read_text(errors="replace")
-    return Counter(m.group(1) for m in _LOG_LINE.finditer(text))
+def recorded_sources(bench: Bench) -> Counter[str]:
+    """Completions in the history database by source: model, typeahead, shared_cache, joined.
+
+    Read from history rather than the log: the server logs per-completion lines at
+    DEBUG only, and a DEBUG log would slow down the server being measured.
+    """
+    path = bench.workdir / "history.sqlite3"
+    if not path.exists():
+        return Counter()
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+        try:
+            rows = db.execute("SELECT source, COUNT(*) FROM completions GROUP BY source")
+        except sqlite3.OperationalError:  # not migrated yet
+            return Counter()
+        return Counter({str(source): int(n) for source, n in rows})
 
 
 def line_ends(text: str) -> list[tuple[int, int]]:
@@ -300,7 +311,7 @@ async def typist(bench: Bench, chars: int, gap_s: float, name: str = "typist") -
         lsp.notify("textDocument/didClose", {"textDocument": {"uri": warm_uri}})
         lsp.did_open(uri, "", version=1)
         counts0 = await bench.model.settle(quiet_s=0.3)
-        sources_before = logged_sources(bench, name)
+        sources_before = recorded_sources(bench)
 
         def on_answer(future: asyncio.Future[Response], index: int, version: int) -> None:
             if future.cancelled() or future.exception() is not None:
@@ -355,7 +366,8 @@ async def typist(bench: Bench, chars: int, gap_s: float, name: str = "typist") -
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(previous.future), 10)
         counts1 = await bench.model.settle(quiet_s=0.3)
-    sources = logged_sources(bench, name) - sources_before
+    await asyncio.sleep(0.5)  # history is written in batches every 200 ms
+    sources = recorded_sources(bench) - sources_before
     keystrokes = len(text)
     model_requests = counts1["completions"] - counts0["completions"]
     hits = sources["typeahead"] + sources["shared_cache"]
