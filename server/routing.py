@@ -18,7 +18,6 @@ polyglot workspace does not resolve the same model twice.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.completion.backend import MODEL_PROBLEM, ModelBackend
@@ -112,15 +111,12 @@ class ModelRouter:
             return spec.url
         from inference.state import read_state
 
-        loaded = read_state(self._state_dir(), spec.name)
+        loaded = read_state(self.settings.resolved_state_dir(), spec.name)
         if loaded is not None:
             return loaded.url
         if spec.port is not None:
             return f"http://127.0.0.1:{spec.port}/v1"
         return None
-
-    def _state_dir(self) -> Path:
-        return state_dir(self.settings)
 
     def _backend(self, key: str, url: str, spec: ModelSpec | None) -> ModelBackend:
         backend = self._backends.get(key)
@@ -137,15 +133,6 @@ class ModelRouter:
                 log.info("completion model %s at %s", spec.name, url)
             backend = self._backends[key] = ModelBackend(inference, notifier=self.notifier)
         return backend
-
-
-def state_dir(settings: Settings) -> Path:
-    """Where loaded models are recorded: ``ZI_STATE_DIR`` or the user state directory."""
-    if settings.state_dir is not None:
-        return settings.state_dir.expanduser()
-    from inference.state import default_state_dir
-
-    return default_state_dir()
 
 
 def _registry_for(settings: Settings, notifier: Notifier) -> Registry | None:

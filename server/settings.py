@@ -107,6 +107,14 @@ class Settings(BaseSettings):
         # Validate without re-reading the environment: the env already shaped `self`.
         return Settings.model_validate(data)
 
+    def resolved_state_dir(self) -> Path:
+        """Where loaded models are recorded: ``state_dir`` or the user state directory."""
+        if self.state_dir is not None:
+            return self.state_dir.expanduser()
+        from inference.state import default_state_dir
+
+        return default_state_dir()
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

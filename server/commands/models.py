@@ -88,7 +88,7 @@ def run_status(args: argparse.Namespace) -> int:
     if isinstance(context, int):
         return context
     settings, registry = context
-    state_dir = _state_dir(settings)
+    state_dir = settings.resolved_state_dir()
     rows: list[list[str]] = []
     for spec in registry.models.values():
         if not spec.local:
@@ -128,7 +128,7 @@ def run_load(args: argparse.Namespace) -> int:
             f"{spec.name} is a remote model served at {spec.url}: there is nothing to load "
             "here (`zi-coder models status` checks that it answers)"
         )
-    state_dir = _state_dir(settings)
+    state_dir = settings.resolved_state_dir()
     loaded = read_state(state_dir, spec.name)
     if loaded is not None:
         if http_ok(f"{root(loaded.url)}/health", PROBE_TIMEOUT_S):
@@ -176,7 +176,7 @@ def run_unload(args: argparse.Namespace) -> int:
     if isinstance(context, int):
         return context
     settings, registry = context
-    state_dir = _state_dir(settings)
+    state_dir = settings.resolved_state_dir()
     loaded = read_state(state_dir, args.name)
     if loaded is None:
         spec = registry.models.get(args.name)
@@ -230,12 +230,6 @@ def _spec(registry: Registry, name: str) -> ModelSpec | None:
     except RegistryError as exc:
         fail(str(exc))
         return None
-
-
-def _state_dir(settings: Settings) -> Path:
-    from inference.state import default_state_dir
-
-    return settings.state_dir.expanduser() if settings.state_dir else default_state_dir()
 
 
 def _file_name(name: str) -> str:

@@ -102,7 +102,6 @@ def _serve_models(settings: Settings, registry: Registry, stop: threading.Event)
 def _serve_one(settings: Settings, spec: ModelSpec, stop: threading.Event) -> _Running:
     from inference.launcher import LaunchError, ServeConfig, VllmServer, find_vllm_python
     from inference.state import LoadedModel, write_state
-    from server.routing import state_dir
 
     if spec.url:
         _say(f"{spec.name}: served elsewhere at {spec.url}")
@@ -112,7 +111,7 @@ def _serve_one(settings: Settings, spec: ModelSpec, stop: threading.Event) -> _R
         _say(f"{spec.name}: already served at {existing}")
         return _Running(spec, existing, None)
     port = spec.port if spec.port is not None else _free_port()
-    logs = state_dir(settings) / "logs"
+    logs = settings.resolved_state_dir() / "logs"
     config = ServeConfig.from_spec(
         spec,
         port=port,
@@ -135,7 +134,7 @@ def _serve_one(settings: Settings, spec: ModelSpec, stop: threading.Event) -> _R
                     raise LaunchError("interrupted while starting") from exc
         assert server.pid is not None
         write_state(
-            state_dir(settings),
+            settings.resolved_state_dir(),
             LoadedModel(
                 name=spec.name, pid=server.pid, url=server.url, port=port, log_file=server.log_file
             ),
@@ -150,10 +149,9 @@ def _serve_one(settings: Settings, spec: ModelSpec, stop: threading.Event) -> _R
 def _already_served(settings: Settings, spec: ModelSpec) -> str | None:
     """The URL where this model already answers (a `models load`, another `up`), if any."""
     from inference.state import read_state
-    from server.routing import state_dir
 
     candidates = []
-    loaded = read_state(state_dir(settings), spec.name)
+    loaded = read_state(settings.resolved_state_dir(), spec.name)
     if loaded is not None:
         candidates.append(loaded.url)
     if spec.port is not None:
@@ -232,7 +230,6 @@ def _shutdown(
     settings: Settings, running: list[_Running], worker: subprocess.Popen[bytes] | None
 ) -> None:
     from inference.state import remove_state
-    from server.routing import state_dir
 
     if worker is not None and worker.poll() is None:
         worker.send_signal(signal.SIGTERM)  # RQ's warm shutdown: the current job finishes
@@ -247,7 +244,7 @@ def _shutdown(
             assert item.server is not None
             pool.submit(item.server.stop)
     for item in ours:
-        remove_state(state_dir(settings), item.spec.name)
+        remove_state(settings.resolved_state_dir(), item.spec.name)
         _say(f"{item.spec.name}: stopped")
 
 
