@@ -15,6 +15,7 @@ from collections.abc import Callable
 from server import __version__
 from server.commands import add_models_option, complete, models, serve
 from server.commands import inference as inference_command
+from server.commands import worker as worker_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_option(doctor)
     doctor.set_defaults(run=_lazy("server.commands.doctor"))
     worker = commands.add_parser("worker", help="run an RQ worker for Zi's job queues")
+    worker_command.add_arguments(worker)
     worker.set_defaults(run=_lazy("server.commands.worker"))
     return parser
 

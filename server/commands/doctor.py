@@ -208,6 +208,8 @@ def _redis_check(settings: Settings) -> Check:
         return Check("redis", Verdict.SKIP, "ZI_REDIS_URL unset: in-process cache and jobs")
     import redis
 
+    from server.jobs.keyspace import eviction_problem
+
     started = time.perf_counter()
     try:
         client = redis.Redis.from_url(
@@ -215,9 +217,12 @@ def _redis_check(settings: Settings) -> Check:
         )
         client.ping()
         version = client.info("server").get("redis_version", "?")
+        eviction = eviction_problem(client)
         client.close()
     except redis.RedisError as exc:
         return Check("redis", Verdict.FAIL, f"{_masked(settings.redis_url)}: {exc}")
+    if eviction is not None:
+        return Check("redis", Verdict.WARN, eviction)
     return Check(
         "redis", Verdict.OK, f"{_masked(settings.redis_url)} (version {version}, {_ms(started)})"
     )

@@ -3,6 +3,11 @@
 Queues are named by how long a user waits on them: ``zi-interactive`` for work an
 editor is waiting for (code actions), ``zi-background`` for work nobody waits on
 (reviews, replays). Workers listen to both, interactive first.
+
+Modules: ``spec`` (the job-function allow-list, `JobSpec` and its id, results),
+``execution`` (the wrapper both runners call: progress, cancellation, which errors
+are retried), ``runner`` (the `JobRunner` protocol, `InProcessRunner`,
+`build_runner`), ``rq_runner`` (`RqRunner`) and ``keyspace`` (the eviction check).
 """
 
 from __future__ import annotations

@@ -143,3 +143,22 @@ def test_the_command_exits_1_on_a_failure_and_prints_one_line_per_check(tmp_path
 @pytest.fixture(autouse=True)
 def _no_user_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZI_STATE_DIR", str(tmp_path / "state"))
+
+
+async def test_a_redis_that_may_evict_queued_jobs_is_a_warning(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import redis
+
+    connection = redis.Redis.from_url(redis_server.url)
+    connection.config_set("maxmemory-policy", "allkeys-lru")
+    connection.close()
+    settings = Settings(
+        inference={"url": "http://127.0.0.1:9/v1"},
+        redis_url=redis_server.url,
+        database_url=migrated_sqlite(tmp_path),
+    )
+    checks = by_name(await run_checks(settings))
+
+    assert checks["redis"].verdict is Verdict.WARN
+    assert "allkeys-lru" in checks["redis"].detail and "noeviction" in checks["redis"].detail
