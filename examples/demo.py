@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from inference.launcher import LaunchError, ServeConfig, VllmServer, find_vllm_python
+from inference.probes import free_port
 from tests.support.tiny_model import SERVED_MODEL_NAME, ensure_tiny_model
-from tests.support.vllm_server import free_port
 
 
 def main(location: str) -> int:

@@ -101,6 +101,7 @@ def _serve_models(settings: Settings, registry: Registry, stop: threading.Event)
 
 def _serve_one(settings: Settings, spec: ModelSpec, stop: threading.Event) -> _Running:
     from inference.launcher import LaunchError, ServeConfig, VllmServer, find_vllm_python
+    from inference.probes import free_port
     from inference.state import LoadedModel, write_state
 
     if spec.url:
@@ -110,7 +111,7 @@ def _serve_one(settings: Settings, spec: ModelSpec, stop: threading.Event) -> _R
     if existing is not None:
         _say(f"{spec.name}: already served at {existing}")
         return _Running(spec, existing, None)
-    port = spec.port if spec.port is not None else _free_port()
+    port = spec.port if spec.port is not None else free_port()
     logs = settings.resolved_state_dir() / "logs"
     config = ServeConfig.from_spec(
         spec,
@@ -164,15 +165,14 @@ def _already_served(settings: Settings, spec: ModelSpec) -> str | None:
 
 def _served_names(url: str) -> list[str]:
     import json
-    import urllib.error
-    import urllib.request
 
+    from inference.probes import http_get
+
+    status, body = http_get(f"{url}/models")
     try:
-        with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-            data = json.load(response)
-    except (OSError, ValueError, urllib.error.URLError):
+        models = json.loads(body).get("data") if status == 200 else None
+    except (ValueError, AttributeError):
         return []
-    models = data.get("data") if isinstance(data, dict) else None
     if not isinstance(models, list):
         return []
     return [str(m.get("id")) for m in models if isinstance(m, dict)]
@@ -254,15 +254,6 @@ def _on_signals(handler: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _say(message: str) -> None:

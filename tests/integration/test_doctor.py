@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from server.commands.doctor import Check, Verdict, run_checks
 from server.history.database import create_engine_for, upgrade_to_head
 from server.settings import Settings
+from tests.e2e.conftest import server_env
 from tests.support.redis_server import RedisServer
 from tests.support.scripted_model import Reply, ScriptedModel
 
@@ -31,18 +31,12 @@ def migrated_sqlite(tmp_path: Path) -> str:
     return url
 
 
-def doctor_env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZI_")}
-    env.update(settings)
-    return env
-
-
 @pytest.fixture
 def rq_worker(redis_server: RedisServer) -> Iterator[subprocess.Popen[bytes]]:
     """`zi-coder worker` on the test Redis, stopped (warm shutdown) after the test."""
     worker = subprocess.Popen(
         [sys.executable, "-m", "server", "worker"],
-        env=doctor_env(ZI_REDIS_URL=redis_server.url),
+        env=server_env(ZI_REDIS_URL=redis_server.url),
         stdin=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -125,7 +119,7 @@ async def test_a_model_without_fim_sentinels_fails_the_template_check(tmp_path: 
 def test_the_command_exits_1_on_a_failure_and_prints_one_line_per_check(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server", "doctor"],
-        env=doctor_env(
+        env=server_env(
             ZI_INFERENCE__URL="http://127.0.0.1:9/v1",
             ZI_DATABASE_URL=f"sqlite:///{tmp_path / 'h.sqlite3'}",
         ),

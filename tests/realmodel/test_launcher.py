@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inference.probes import free_port
 from inference.state import group_alive
 
 ZI_CODER = Path(sys.executable).with_name("zi-coder")  # what `uv run zi-coder` runs
@@ -36,12 +37,6 @@ def cli_env(vllm_python: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
-
-
-def free_port() -> int:
-    from inference.probes import free_port as pick
-
-    return pick()
 
 
 def read_until_ready(proc: subprocess.Popen[str], timeout_s: float) -> tuple[list[str], int]:

@@ -22,17 +22,11 @@ from pathlib import Path
 import pytest
 
 from inference.state import group_alive, read_state
-from tests.e2e.conftest import StartServer, inline, open_document, texts
+from tests.e2e.conftest import StartServer, inline, open_document, server_env, texts
 from tests.support.redis_server import RedisServer
 
 READY_TIMEOUT_S = 300
 URI = "file:///work/project/notes.py"
-
-
-def _env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZI_")}
-    env.update(settings)
-    return env
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ def stack(
     with log.open("wb") as out:
         up = subprocess.Popen(
             [sys.executable, "-m", "server", "up"],
-            env=_env(**settings, ZI_VLLM_PYTHON=str(vllm_python)),
+            env=server_env(**settings, ZI_VLLM_PYTHON=str(vllm_python)),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -85,7 +79,7 @@ def stack(
 
 
 def _doctor(settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = _env(**{k: v for k, v in settings.items() if k.startswith("ZI_")})
+    env = server_env(**{k: v for k, v in settings.items() if k.startswith("ZI_")})
     return subprocess.run(
         [sys.executable, "-m", "server", "doctor"],
         env=env,
