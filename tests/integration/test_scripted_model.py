@@ -14,9 +14,11 @@ import httpx
 import pytest
 
 from tests.support.scripted_model import (
+    DEFAULT_CHAT_TEXT,
     STARCODER_FIM_VOCAB,
     Reply,
     ScriptedModel,
+    chat_prompt,
     count_tokens,
     oracle_reply,
 )
@@ -362,6 +364,136 @@ def test_many_concurrent_streams(scripted_model: ScriptedModel) -> None:
     assert len(scripted_model.requests) == 100
 
 
+# ------------------------------------------------------------------ chat completions
+
+MESSAGES = [
+    {"role": "system", "content": "You write Python."},
+    {"role": "user", "content": "Add a docstring to: def f(): pass"},
+]
+
+
+def chat_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {"model": "scripted-coder", "messages": MESSAGES, "stream": True}
+    body.update(overrides)
+    return body
+
+
+def chat_stream(http: httpx.Client, model: ScriptedModel, **overrides: object) -> list[str]:
+    with http.stream("POST", f"{model.url}/chat/completions", json=chat_body(**overrides)) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        return read_sse(r)
+
+
+def test_chat_stream_has_role_deltas_finish_usage_and_done(
+    scripted_model: ScriptedModel, http: httpx.Client
+) -> None:
+    scripted_model.chat_reply_with(Reply(chunks=["def f():", "\n    pass"]))
+    payloads = chat_stream(http, scripted_model, stream_options={"include_usage": True})
+    assert payloads[-1] == "[DONE]"
+    role, *deltas, usage = [json.loads(p) for p in payloads[:-1]]
+    assert role["object"] == "chat.completion.chunk"
+    assert role["id"].startswith("chatcmpl-")
+    assert role["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert [c["choices"][0]["delta"]["content"] for c in deltas] == ["def f():", "\n    pass"]
+    # Like vLLM, the finish reason comes with the last text.
+    assert [c["choices"][0]["finish_reason"] for c in deltas] == [None, "stop"]
+    assert all(c["id"] == role["id"] and c["usage"] is None for c in deltas)
+    assert usage["choices"] == []
+    assert usage["usage"] == {
+        "prompt_tokens": count_tokens(chat_prompt(MESSAGES)),
+        "completion_tokens": count_tokens("def f():\n    pass"),
+        "total_tokens": count_tokens(chat_prompt(MESSAGES)) + count_tokens("def f():\n    pass"),
+    }
+    (body,) = scripted_model.chat_requests
+    assert body["messages"] == MESSAGES
+    assert scripted_model.requests == []
+
+
+def test_chat_not_streamed_and_its_default_answer(
+    scripted_model: ScriptedModel, http: httpx.Client
+) -> None:
+    r = http.post(f"{scripted_model.url}/chat/completions", json=chat_body(stream=False))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "chat.completion"
+    (choice,) = body["choices"]
+    assert choice["message"]["role"] == "assistant"
+    assert choice["message"]["content"] == DEFAULT_CHAT_TEXT
+    assert choice["finish_reason"] == "stop"
+    assert body["usage"]["prompt_tokens"] == count_tokens(chat_prompt(MESSAGES))
+    # Completions keep their own (empty) default.
+    r = http.post(f"{scripted_model.url}/completions", json=completion_body(stream=False))
+    assert r.json()["choices"][0]["text"] == ""
+
+
+def test_chat_queue_then_default_callable_of_the_messages(
+    scripted_model: ScriptedModel, http: httpx.Client
+) -> None:
+    scripted_model.queue_chat("one", Reply(text="two"))
+    scripted_model.chat_reply_with(lambda req: f"{len(req['messages'])} messages")
+    scripted_model.queue("a completion")  # not used by chat
+    got = []
+    for _ in range(3):
+        payloads = chat_stream(http, scripted_model)
+        chunks = [json.loads(p) for p in payloads[:-1]]
+        got.append("".join(c["choices"][0]["delta"].get("content", "") for c in chunks))
+    assert got == ["one", "two", "2 messages"]
+    scripted_model.wait_for_chat_requests(3, timeout=0.1)
+    texts, _, _ = texts_and_finish(stream(http, scripted_model))
+    assert "".join(texts) == "a completion"
+
+
+def test_chat_stop_and_max_tokens_apply(scripted_model: ScriptedModel, http: httpx.Client) -> None:
+    scripted_model.chat_reply_with("abcdefghijklmnop" * 8)  # 32 tokens
+    for overrides, text, finish in [
+        ({}, "abcdefghijklmnop" * 8, "stop"),  # no default of 16 tokens for chat
+        ({"max_tokens": 2}, "abcdefgh", "length"),
+        ({"max_completion_tokens": 1}, "abcd", "length"),
+        ({"stop": ["ijk"]}, "abcdefgh", "stop"),
+    ]:
+        r = http.post(
+            f"{scripted_model.url}/chat/completions", json=chat_body(stream=False, **overrides)
+        )
+        (choice,) = r.json()["choices"]
+        assert (choice["message"]["content"], choice["finish_reason"]) == (text, finish)
+
+
+def test_chat_validation_and_faults(scripted_model: ScriptedModel, http: httpx.Client) -> None:
+    url = f"{scripted_model.url}/chat/completions"
+    r = http.post(url, json=chat_body(model="other"))
+    assert (r.status_code, r.json()["type"]) == (404, "NotFoundError")
+    assert "does not exist" in r.json()["message"]
+    for messages in ([], "hello", [{"content": "no role"}]):
+        r = http.post(url, json=chat_body(messages=messages))
+        assert r.status_code == 400
+        assert "messages" in r.json()["message"]
+    long = [{"role": "user", "content": "x" * (4 * 4090)}]
+    r = http.post(url, json=chat_body(messages=long, max_tokens=10))
+    assert r.status_code == 400
+    assert "maximum context length is 4096" in r.json()["message"]
+
+    scripted_model.queue_chat(Reply(status=503, text="loading"), Reply(status=500))
+    for flag in (True, False):
+        r = http.post(url, json=chat_body(stream=flag))
+        assert r.status_code == (503 if flag else 500)
+    scripted_model.fail("/v1/chat/completions", Reply(status=429, headers={"Retry-After": "3"}))
+    r = http.post(url, json=chat_body())
+    assert (r.status_code, r.headers["retry-after"]) == (429, "3")
+
+
+def test_chat_client_disconnect_is_counted(
+    scripted_model: ScriptedModel, http: httpx.Client
+) -> None:
+    scripted_model.chat_reply_with(Reply(text="a" * 300, chunk_delay_s=0.05))
+    with http.stream("POST", f"{scripted_model.url}/chat/completions", json=chat_body()) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                break
+    scripted_model.wait_for_cancelled(1, timeout=3)
+    assert scripted_model.completed == 0
+
+
 # ------------------------------------------------------------------------- oracle
 
 SOURCE = "import os\nimport sys\n\n\ndef main():\n    print(os.getcwd())\n    return 0\n"
@@ -403,7 +535,16 @@ def test_oracle_through_the_server(scripted_model: ScriptedModel, http: httpx.Cl
 
 def test_runs_as_a_subprocess(tmp_path: Path, http: httpx.Client) -> None:
     script = tmp_path / "script.json"
-    script.write_text(json.dumps({"queue": ["first", {"text": "second"}], "default": "later"}))
+    script.write_text(
+        json.dumps(
+            {
+                "queue": ["first", {"text": "second"}],
+                "default": "later",
+                "chat": ["chat first"],
+                "chat_default": {"text": "chat later"},
+            }
+        )
+    )
     with subprocess.Popen(
         [sys.executable, "-m", "tests.support.scripted_model", "--port", "0", "--script", script],
         cwd=REPO_ROOT,
@@ -420,6 +561,11 @@ def test_runs_as_a_subprocess(tmp_path: Path, http: httpx.Client) -> None:
                 r = http.post(f"{url}/completions", json=completion_body(stream=False))
                 got.append(r.json()["choices"][0]["text"])
             assert got == ["first", "second", "later"]
+            chats = []
+            for _ in range(2):
+                r = http.post(f"{url}/chat/completions", json=chat_body(stream=False))
+                chats.append(r.json()["choices"][0]["message"]["content"])
+            assert chats == ["chat first", "chat later"]
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0

@@ -13,10 +13,17 @@ OpenAI server:
   ``max_tokens`` are applied like vLLM applies them, ``suffix`` is refused with 400,
   an unknown ``model`` gets 404, a prompt plus ``max_tokens`` longer than the context
   gets 400, and, as in vLLM, ``max_tokens`` defaults to 16 when the request has none.
+- ``POST /v1/chat/completions``, streaming (``chat.completion.chunk`` events: a first
+  ``delta.role`` chunk, ``delta.content`` chunks, the finish reason on the last one,
+  a usage chunk with ``stream_options.include_usage``) or not; the same validation
+  and shaping, the prompt being the messages rendered by :func:`chat_prompt`;
+  ``max_tokens`` (or ``max_completion_tokens``) defaults to the rest of the window.
 
 What the "model" answers is scripted with :class:`Reply` objects: ``reply_with()``
 sets the default (a Reply, a string or a callable of the request body) and
-``queue()`` adds one-shot replies that are used first, in order.
+``queue()`` adds one-shot replies that are used first, in order. Chat completions
+have their own: ``chat_reply_with()`` and ``queue_chat()``, the default answer being
+:data:`DEFAULT_CHAT_TEXT`; their requests are in ``chat_requests``.
 
 Faults, for robustness tests: a Reply's ``status`` (with ``headers`` such as
 ``Retry-After``), ``delay_s``, ``hang``, ``broken_json`` and ``drop_after`` (break
@@ -35,9 +42,11 @@ It runs in a background thread of the test process (``ScriptedModel().start()`` 
 which prints its base URL (``http://127.0.0.1:PORT/v1``) on stdout once listening and
 serves until SIGTERM/SIGINT. The script file is JSON: a list of replies (queued), or
 an object with optional keys ``model_name``, ``vocab`` (list of special tokens),
-``queue`` (list of replies), ``default`` (a reply) and ``oracle``
-(``{"source_file": PATH, "latency_s": 0.05}``); a reply is a string (its text) or an
-object with the fields of :class:`Reply`.
+``queue`` (list of replies), ``default`` (a reply), ``chat`` (list of chat replies,
+queued), ``chat_default`` (a reply) and ``oracle`` (``{"source_file": PATH,
+"latency_s": 0.05}``); a reply is a string (its text) or an object with the fields
+of :class:`Reply`. Cancellations (the client closed the stream), completed and
+dropped responses are counted for both endpoints alike.
 """
 
 from __future__ import annotations
@@ -58,15 +67,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "CODELLAMA_VOCAB",
     "DEEPSEEK_CODER_VOCAB",
+    "DEFAULT_CHAT_TEXT",
     "QWEN_FIM_VOCAB",
     "STARCODER_FIM_VOCAB",
     "Reply",
     "ScriptedModel",
+    "chat_prompt",
     "count_tokens",
     "oracle_reply",
     "tokenize",
@@ -109,6 +120,7 @@ DEEPSEEK_CODER_VOCAB: frozenset[str] = frozenset(
 MAX_MODEL_LEN = 4096
 MAX_STOP_SEQUENCES = 4
 DEFAULT_MAX_TOKENS = 16  # vLLM's default for /v1/completions when max_tokens is absent
+DEFAULT_CHAT_TEXT = "```python\npass\n```"  # the chat answer when none is scripted
 SPECIAL_TOKEN_BASE_ID = 151_000
 _PIECE_RE = re.compile(r"\w{1,4}|\s+|[^\w\s]")
 
@@ -151,6 +163,14 @@ class Reply:
 
 
 ReplyFn = Callable[[dict[str, Any]], "Reply | str"]
+
+
+def _as_default(value: Reply | str | ReplyFn, method: str) -> Reply | ReplyFn:
+    if isinstance(value, Reply | str):
+        return _as_reply(value)
+    if callable(value):
+        return value
+    raise TypeError(f"{method} takes a Reply, a str or a callable")
 
 
 def _as_reply(value: Reply | str) -> Reply:
@@ -203,6 +223,37 @@ def tokenize(text: str, vocab: Iterable[str] = QWEN_FIM_VOCAB) -> list[int]:
 def count_tokens(text: str, vocab: Iterable[str] = QWEN_FIM_VOCAB) -> int:
     """How many tokens the scripted model's /tokenize counts in `text`."""
     return len(_token_spans(text, frozenset(vocab)))
+
+
+def chat_prompt(messages: list[dict[str, Any]]) -> str:
+    """The prompt chat `messages` make (a ChatML-like template, ready for the answer).
+
+    ``count_tokens(chat_prompt(messages))`` is a chat request's ``prompt_tokens``.
+    """
+    turns = [
+        f"<|im_start|>{m['role']}\n{_content_text(m.get('content'))}<|im_end|>\n" for m in messages
+    ]
+    return "".join(turns) + "<|im_start|>assistant\n"
+
+
+def _content_text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list (OpenAI's content parts)."""
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _valid_messages(messages: Any) -> TypeGuard[list[dict[str, Any]]]:
+    return (
+        isinstance(messages, list)
+        and bool(messages)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and (m.get("content") is None or isinstance(m.get("content"), str | list))
+            for m in messages
+        )
+    )
 
 
 # --------------------------------------------------------------------------- oracle
@@ -458,6 +509,7 @@ class ScriptedModel:
         # Status of GET /health; set to 503 to play an engine that is still loading.
         self.health_status = 200
         self.requests: list[dict[str, Any]] = []
+        self.chat_requests: list[dict[str, Any]] = []
         self.tokenize_requests: list[dict[str, Any]] = []
         self.cancelled = 0
         self.dropped = 0  # streams broken off on purpose (Reply.drop_after)
@@ -472,6 +524,8 @@ class ScriptedModel:
         self.errors: list[BaseException] = []
         self._default: Reply | ReplyFn = Reply()
         self._queue: deque[Reply] = deque()
+        self._chat_default: Reply | ReplyFn = Reply(text=DEFAULT_CHAT_TEXT)
+        self._chat_queue: deque[Reply] = deque()
         self._cond = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -483,15 +537,25 @@ class ScriptedModel:
 
     def reply_with(self, fn_or_reply: Reply | str | ReplyFn) -> None:
         """The answer to every request: a Reply, a text, or callable(request_json) -> Reply."""
-        if not (isinstance(fn_or_reply, Reply | str) or callable(fn_or_reply)):
-            raise TypeError("reply_with takes a Reply, a str or a callable")
+        default = _as_default(fn_or_reply, "reply_with")
         with self._cond:
-            self._default = fn_or_reply if callable(fn_or_reply) else _as_reply(fn_or_reply)
+            self._default = default
 
     def queue(self, *replies: Reply | str) -> None:
         """One-shot replies, consumed in order by the next requests before the default."""
         with self._cond:
             self._queue.extend(_as_reply(r) for r in replies)
+
+    def chat_reply_with(self, fn_or_reply: Reply | str | ReplyFn) -> None:
+        """reply_with() for /v1/chat/completions; a callable gets the body (`messages`...)."""
+        default = _as_default(fn_or_reply, "chat_reply_with")
+        with self._cond:
+            self._chat_default = default
+
+    def queue_chat(self, *replies: Reply | str) -> None:
+        """queue() for /v1/chat/completions."""
+        with self._cond:
+            self._chat_queue.extend(_as_reply(r) for r in replies)
 
     def fail(self, path: str, *replies: Reply | str) -> None:
         """One-shot replies for `path` (e.g. "/v1/models", "/tokenize", "/health"), used
@@ -503,6 +567,10 @@ class ScriptedModel:
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:
         """Block until `n` /v1/completions requests have been received."""
         self._wait(lambda: len(self.requests) >= n, timeout, f"{n} completion requests")
+
+    def wait_for_chat_requests(self, n: int, timeout: float = 5.0) -> None:
+        """Block until `n` /v1/chat/completions requests have been received."""
+        self._wait(lambda: len(self.chat_requests) >= n, timeout, f"{n} chat requests")
 
     def wait_for_cancelled(self, n: int, timeout: float = 5.0) -> None:
         """Block until `n` responses have been abandoned by their client."""
@@ -516,11 +584,12 @@ class ScriptedModel:
                     f"{len(self.requests)} requests, {self.cancelled} cancelled"
                 )
 
-    def _next_reply(self, body: dict[str, Any]) -> Reply:
+    def _next_reply(self, body: dict[str, Any], *, chat: bool = False) -> Reply:
         with self._cond:
-            if self._queue:
-                return self._queue.popleft()
-            default = self._default
+            queue = self._chat_queue if chat else self._queue
+            if queue:
+                return queue.popleft()
+            default = self._chat_default if chat else self._default
         if isinstance(default, Reply):
             return default
         try:
@@ -680,6 +749,7 @@ class ScriptedModel:
             "/version": ("GET", self._version),
             "/tokenize": ("POST", self._tokenize),
             "/v1/completions": ("POST", self._completions),
+            "/v1/chat/completions": ("POST", self._chat_completions),
         }
         if await self._fault(conn, path):
             return True
@@ -751,15 +821,38 @@ class ScriptedModel:
             return len(prompt)
         return None
 
-    def _validate(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-        if data.get("suffix") is not None:
+    def _request_prompt_tokens(self, data: dict[str, Any], *, chat: bool) -> int | None:
+        """Tokens of the request's prompt (a chat's rendered messages); None if invalid."""
+        if not chat:
+            return self._prompt_tokens(data.get("prompt"))
+        messages = data.get("messages")
+        if not _valid_messages(messages):
+            return None
+        return count_tokens(chat_prompt(messages), self.vocab)
+
+    @staticmethod
+    def _max_tokens(data: dict[str, Any], *, chat: bool) -> Any:
+        """The requested max_tokens; None: up to the context window (vLLM's chat default)."""
+        if not chat:
+            return data.get("max_tokens", DEFAULT_MAX_TOKENS)
+        value = data.get("max_completion_tokens")
+        return data.get("max_tokens") if value is None else value
+
+    def _validate(
+        self, data: dict[str, Any], *, chat: bool = False
+    ) -> tuple[int, dict[str, Any]] | None:
+        if not chat and data.get("suffix") is not None:
             return 400, _error_body(400, "suffix is not currently supported")
         if err := self._check_model(data):
             return 404, err
-        prompt_tokens = self._prompt_tokens(data.get("prompt"))
+        prompt_tokens = self._request_prompt_tokens(data, chat=chat)
         if prompt_tokens is None:
+            if chat:
+                return 400, _error_body(
+                    400, "messages must be a non-empty list of {role, content} objects"
+                )
             return 400, _error_body(400, "prompt must be a string or a list of token ids")
-        max_tokens = data.get("max_tokens", DEFAULT_MAX_TOKENS)
+        max_tokens = self._max_tokens(data, chat=chat)
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 0):
             return 400, _error_body(400, "max_tokens must be a non-negative integer")
         stop = data.get("stop")
@@ -790,11 +883,13 @@ class ScriptedModel:
             return 400, _error_body(400, msg)
         return None
 
-    def _shape(self, data: dict[str, Any], reply: Reply) -> tuple[int, str, str | None]:
+    def _shape(
+        self, data: dict[str, Any], reply: Reply, *, chat: bool
+    ) -> tuple[int, str, str | None]:
         """(length of text sent, finish_reason, stop_reason) after stop and max_tokens."""
         text = "".join(reply.pieces())
-        prompt_tokens = self._prompt_tokens(data.get("prompt")) or 0
-        max_tokens = data.get("max_tokens", DEFAULT_MAX_TOKENS)
+        prompt_tokens = self._request_prompt_tokens(data, chat=chat) or 0
+        max_tokens = self._max_tokens(data, chat=chat)
         if max_tokens is None:
             max_tokens = self.max_model_len - prompt_tokens
         spans = _token_spans(text, self.vocab)
@@ -821,21 +916,28 @@ class ScriptedModel:
         return len(text), reply.finish_reason, None
 
     async def _completions(self, conn: _Conn, data: dict[str, Any]) -> bool:
+        return await self._generate(conn, data, chat=False)
+
+    async def _chat_completions(self, conn: _Conn, data: dict[str, Any]) -> bool:
+        return await self._generate(conn, data, chat=True)
+
+    async def _generate(self, conn: _Conn, data: dict[str, Any], *, chat: bool) -> bool:
+        """POST /v1/completions or /v1/chat/completions: the same faults, counts, shaping."""
         with self._cond:
-            self.requests.append(data)
+            (self.chat_requests if chat else self.requests).append(data)
             self._cond.notify_all()
-        if invalid := self._validate(data):
+        if invalid := self._validate(data, chat=chat):
             return await self._send_json(conn, *invalid)
-        reply = self._next_reply(data)
+        reply = self._next_reply(data, chat=chat)
         # `completed` is counted just before the last bytes go out, so that a client that
         # has read a whole response always finds it counted; undone if that write fails.
         conn.on_last_write = self._count_completed
         conn.last_write_started = False
         try:
             if data.get("stream"):
-                await self._stream(conn, data, reply)
+                await self._stream(conn, data, reply, chat=chat)
             else:
-                await self._complete(conn, data, reply)
+                await self._complete(conn, data, reply, chat=chat)
         except _Dropped:
             with self._cond:
                 self.dropped += 1
@@ -857,16 +959,11 @@ class ScriptedModel:
             self.completed += 1
             self._cond.notify_all()
 
-    def _base(self, cid: str) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model_name,
-        }
+    def _base(self, cid: str, obj: str = "text_completion") -> dict[str, Any]:
+        return {"id": cid, "object": obj, "created": int(time.time()), "model": self.model_name}
 
-    def _usage(self, data: dict[str, Any], text: str) -> dict[str, Any]:
-        p = self._prompt_tokens(data.get("prompt")) or 0
+    def _usage(self, data: dict[str, Any], text: str, *, chat: bool) -> dict[str, Any]:
+        p = self._request_prompt_tokens(data, chat=chat) or 0
         c = count_tokens(text, self.vocab)
         return {"prompt_tokens": p, "total_tokens": p + c, "completion_tokens": c}
 
@@ -876,7 +973,9 @@ class ScriptedModel:
         message = reply.text or _phrase(status) or "error"
         await self._send_json(conn, status, _error_body(status, message), reply.headers)
 
-    async def _complete(self, conn: _Conn, data: dict[str, Any], reply: Reply) -> None:
+    async def _complete(
+        self, conn: _Conn, data: dict[str, Any], reply: Reply, *, chat: bool
+    ) -> None:
         if reply.status != 200:
             await self._error_reply(conn, reply)
             return
@@ -887,31 +986,33 @@ class ScriptedModel:
         pieces = reply.pieces()
         if len(pieces) > 1:
             await conn.pause(reply.chunk_delay_s * (len(pieces) - 1))
-        cut, finish, stop_reason = self._shape(data, reply)
+        cut, finish, stop_reason = self._shape(data, reply, chat=chat)
         text = "".join(pieces)[:cut]
+        obj = "chat.completion" if chat else "text_completion"
         if reply.broken_json:
             payload = b'{"id":"cmpl-broken","object":"text_completion","choices":[{"text":'
+            if chat:
+                payload = b'{"id":"chatcmpl-broken","object":"chat.completion","choices":[{"'
             head = _head(
                 200,
                 [("content-type", "application/json"), ("content-length", str(len(payload)))],
             )
             await conn.write(head + payload, last=True)
             return
-        body = self._base(f"cmpl-{uuid.uuid4().hex}")
-        body["choices"] = [
-            {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": finish,
-                "stop_reason": stop_reason,
-                "prompt_logprobs": None,
-            }
-        ]
-        body["usage"] = self._usage(data, text)
+        body = self._base(f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", obj)
+        choice: dict[str, Any] = {"index": 0}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text, "tool_calls": []}
+        else:
+            choice["text"] = text
+        choice.update(logprobs=None, finish_reason=finish, stop_reason=stop_reason)
+        if not chat:
+            choice["prompt_logprobs"] = None
+        body["choices"] = [choice]
+        body["usage"] = self._usage(data, text, chat=chat)
         await self._send_json(conn, 200, body)
 
-    async def _stream(self, conn: _Conn, data: dict[str, Any], reply: Reply) -> None:
+    async def _stream(self, conn: _Conn, data: dict[str, Any], reply: Reply, *, chat: bool) -> None:
         if reply.status != 200:
             await self._error_reply(conn, reply)
             return
@@ -932,8 +1033,9 @@ class ScriptedModel:
         if reply.hang:
             await conn.gone.wait()
             raise _Disconnected
-        cid = f"cmpl-{uuid.uuid4().hex}"
-        cut, finish, stop_reason = self._shape(data, reply)
+        cid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        cut, finish, stop_reason = self._shape(data, reply, chat=chat)
         # Re-chunk the reply's pieces so that exactly `cut` characters go out.
         out: list[str] = []
         sent = 0
@@ -946,37 +1048,43 @@ class ScriptedModel:
         broken_at = len(out) // 2 if reply.broken_json else -1
         include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
 
-        def chunk(text: str, finish_reason: str | None, stop: str | None) -> bytes:
-            obj = self._base(cid)
-            obj["choices"] = [
-                {
-                    "index": 0,
-                    "text": text,
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
-                    "stop_reason": stop,
-                }
-            ]
+        def chunk(
+            delta: str | dict[str, str], finish_reason: str | None, stop: str | None
+        ) -> bytes:
+            body = self._base(cid, obj)
+            choice: dict[str, Any] = {"index": 0}
+            if chat:
+                choice["delta"] = {"content": delta} if isinstance(delta, str) else delta
+            else:
+                choice["text"] = delta
+            choice.update(logprobs=None, finish_reason=finish_reason, stop_reason=stop)
+            body["choices"] = [choice]
             if include_usage:
-                obj["usage"] = None
-            return _json_bytes(obj)
+                body["usage"] = None
+            return _json_bytes(body)
 
+        broken = b'{"id":"%s","object":"%s","choi' % (cid.encode(), obj.encode())
         await conn.pause(reply.delay_s)
+        if chat:  # vLLM's first chat chunk names the role
+            await event(chunk({"role": "assistant", "content": ""}, None, None))
         for i, piece in enumerate(out):
             if i == broken_at:
-                await event(b'{"id":"' + cid.encode() + b'","object":"text_completion","choi')
+                await event(broken)
             if i > 0:
                 await conn.pause(reply.chunk_delay_s)
             if reply.drop_after is not None and i >= reply.drop_after:
                 conn.drop()
-            await event(chunk(piece, None, None))
+            # vLLM's chat chunks carry the finish reason with the last text.
+            last = chat and i == len(out) - 1
+            await event(chunk(piece, finish if last else None, stop_reason if last else None))
         if broken_at >= 0 and not out:
-            await event(b'{"id":"' + cid.encode() + b'","object":"text_completion","choi')
-        await event(chunk("", finish, stop_reason))
+            await event(broken)
+        if not (chat and out):
+            await event(chunk("", finish, stop_reason))
         if include_usage:
-            final = self._base(cid)
+            final = self._base(cid, obj)
             final["choices"] = []
-            final["usage"] = self._usage(data, "".join(out))
+            final["usage"] = self._usage(data, "".join(out), chat=chat)
             await event(_json_bytes(final))
         done = b"data: [DONE]\n\n"
         await conn.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done), last=True)
@@ -985,25 +1093,47 @@ class ScriptedModel:
 # ----------------------------------------------------------------------- standalone
 
 
-def _load_script(model_args: dict[str, Any], path: Path) -> tuple[list[Reply], Any]:
+@dataclass
+class _Script:
+    """What a script file says the model answers."""
+
+    queued: list[Reply] = field(default_factory=list)
+    default: Reply | ReplyFn | None = None
+    chat_queued: list[Reply] = field(default_factory=list)
+    chat_default: Reply | None = None
+
+    def apply(self, model: ScriptedModel) -> None:
+        if self.default is not None:
+            model.reply_with(self.default)
+        model.queue(*self.queued)
+        if self.chat_default is not None:
+            model.chat_reply_with(self.chat_default)
+        model.queue_chat(*self.chat_queued)
+
+
+def _load_script(model_args: dict[str, Any], path: Path) -> _Script:
     script = json.loads(path.read_text())
     if isinstance(script, list):
-        return [Reply.from_json(r) for r in script], None
+        return _Script(queued=[Reply.from_json(r) for r in script])
     if not isinstance(script, dict):
         raise ValueError("a script is a JSON list of replies or an object")
     if "model_name" in script:
         model_args["model_name"] = script["model_name"]
     if "vocab" in script:
         model_args["vocab"] = set(script["vocab"])
-    queued = [Reply.from_json(r) for r in script.get("queue", [])]
-    default: Any = None
+    loaded = _Script(
+        queued=[Reply.from_json(r) for r in script.get("queue", [])],
+        chat_queued=[Reply.from_json(r) for r in script.get("chat", [])],
+    )
     if "default" in script:
-        default = Reply.from_json(script["default"])
+        loaded.default = Reply.from_json(script["default"])
+    if "chat_default" in script:
+        loaded.chat_default = Reply.from_json(script["chat_default"])
     if "oracle" in script:
         oracle = script["oracle"]
         source = (path.parent / oracle["source_file"]).read_text()
-        default = oracle_reply(source, float(oracle.get("latency_s", 0.0)))
-    return queued, default
+        loaded.default = oracle_reply(source, float(oracle.get("latency_s", 0.0)))
+    return loaded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1017,19 +1147,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model_args: dict[str, Any] = {}
-    queued: list[Reply] = []
-    default: Any = None
+    script = _Script()
     if args.script:
-        queued, default = _load_script(model_args, args.script)
+        script = _load_script(model_args, args.script)
     if args.model_name:
         model_args["model_name"] = args.model_name
     if args.oracle_source:
-        default = oracle_reply(args.oracle_source.read_text(), args.latency)
+        script.default = oracle_reply(args.oracle_source.read_text(), args.latency)
 
     model = ScriptedModel(**model_args, host=args.host, port=args.port)
-    if default is not None:
-        model.reply_with(default)
-    model.queue(*queued)
+    script.apply(model)
 
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
