@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from server.actions.service import ActionService
+from server.actions.types import Snapshot
 from server.cache import CompletionCache, MemoryCache, RedisCache
 from server.completion.context import ContextBuilder
 from server.completion.recorder import NullRecorder, Recorder
@@ -17,6 +20,7 @@ from server.completion.service import CompletionService
 from server.completion.snippets import SnippetIndex
 from server.completion.types import Document
 from server.history.writer import HistoryWriter
+from server.jobs.runner import build_runner
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
@@ -36,6 +40,7 @@ class Services:
     completions: CompletionService
     recorder: Recorder
     history: HistoryWriter | None
+    actions: ActionService
 
     async def warm_up(self) -> None:
         """Pay one-time costs (imports, model discovery) before the user types."""
@@ -49,6 +54,7 @@ class Services:
         """Release resources; with `drain_s`, first let requests in progress finish."""
         if drain_s:
             await self.completions.drain(drain_s)
+        await self.actions.aclose()
         await self.models.aclose()
         await self.cache.aclose()
         if self.history is not None:
@@ -77,6 +83,8 @@ def build_services(
     other_documents: Callable[[], Iterable[Document]] = tuple,
     history: HistoryWriter | bool | None = True,
     syntax: Syntax | None = None,
+    documents: Callable[[str], Snapshot | None] = lambda uri: None,
+    folders: Callable[[], Sequence[Path]] = tuple,
 ) -> Services:
     """Build everything; `history` may be an existing writer to keep, or False for none."""
     writer: HistoryWriter | None
@@ -108,4 +116,13 @@ def build_services(
             snippets=SnippetIndex(),
         ),
     )
-    return Services(settings, notifier, models, cache, completions, recorder, writer)
+    actions = ActionService(
+        settings,
+        models=models,
+        runner=build_runner(settings),
+        notifier=notifier,
+        documents=documents,
+        folders=folders,
+        syntax=syntax,
+    )
+    return Services(settings, notifier, models, cache, completions, recorder, writer, actions)

@@ -18,7 +18,8 @@ polyglot workspace does not resolve the same model twice.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from server.completion.backend import MODEL_PROBLEM, ModelBackend
 from server.notify import Level, Notifier
@@ -28,6 +29,19 @@ if TYPE_CHECKING:
     from inference.registry import ModelSpec, Registry
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatEndpoint:
+    """Where the chat model for code actions is served; travels in job arguments, so a
+    worker on another machine needs no configuration of its own."""
+
+    url: str
+    model: str | None  # None: the first model the server lists
+    api_key: str | None = None
+
+    def as_job_arg(self) -> dict[str, Any]:
+        return {"url": self.url, "model": self.model, "api_key": self.api_key}
 
 
 class _Unread:
@@ -64,6 +78,37 @@ class ModelRouter:
             # Only a found backend is remembered: an unloaded model may be loaded later.
             self._by_language[language_id] = backend
         return backend
+
+    def chat(self, language_id: str) -> ChatEndpoint | None:
+        """The chat model for `language_id` (code actions, review); None if it is not served."""
+        registry = self.registry
+        inference = self.settings.inference
+        if registry is None:
+            model = self.settings.actions.chat_model or inference.model
+            return ChatEndpoint(inference.url, model, inference.api_key)
+        from inference.registry import Role
+
+        spec = registry.for_role(Role.CHAT, language_id or None)
+        if spec is None:
+            self.notifier.problem(
+                "chat-model",
+                f"no chat model in {registry.path or 'the default model registry'}: "
+                "code actions need a model with the `chat` role",
+                lasting=True,
+                level=Level.ERROR,
+            )
+            return None
+        url = self.url_of(spec)
+        if url is None:
+            self.notifier.problem(
+                "chat-model",
+                f"chat model {spec.name!r} is not loaded: run `zi-coder models load {spec.name}` "
+                "or `zi-coder up`",
+                lasting=True,
+                level=Level.ERROR,
+            )
+            return None
+        return ChatEndpoint(url, spec.served_name, inference.api_key)
 
     def backends(self) -> list[ModelBackend]:
         return list(self._backends.values())

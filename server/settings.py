@@ -68,6 +68,46 @@ class CompletionSettings(BaseModel):
     cache_ttl_s: int = Field(default=600, gt=0, description="Shared completion cache TTL.")
 
 
+class JobSettings(BaseModel):
+    """The heavy path's job queue (RQ on ``queue_redis_url``/``redis_url``, else in-process)."""
+
+    concurrency: int = Field(
+        default=2, gt=0, description="In-process runner: jobs run at once (RQ: one per worker)."
+    )
+    timeout_s: int = Field(default=120, gt=0, description="A job's own time limit.")
+    result_ttl_s: int = Field(
+        default=600, gt=0, description="How long a result is kept (identical requests reuse it)."
+    )
+    failure_ttl_s: int = Field(
+        default=86_400, gt=0, description="How long a failed job stays inspectable."
+    )
+    retry_intervals_s: tuple[int, ...] = Field(
+        default=(1, 5), description="Pauses before retrying a transient model failure."
+    )
+
+
+class ActionSettings(BaseModel):
+    """AI code actions: quick fixes, docstrings, tests, rewrites, explanations."""
+
+    enabled: bool = True
+    chat_model: str | None = Field(
+        default=None,
+        description="Simple path: served name of the chat model; default: inference.model.",
+    )
+    max_tokens: int = Field(default=1024, gt=0, description="Longest model answer.")
+    temperature: float = Field(default=0.2, ge=0)
+    max_document_chars: int = Field(
+        default=24_000, gt=0, description="Context beyond this many characters is cut."
+    )
+    test_rounds: int = Field(
+        default=3, gt=0, description="Generate-run-repair rounds for generated tests."
+    )
+    tests_timeout_s: int = Field(default=300, gt=0, description="Time limit of a tests job.")
+    sandbox_cpu_s: int = Field(default=10, gt=0, description="CPU seconds per sandbox run.")
+    sandbox_memory_mb: int = Field(default=1024, gt=0, description="Address space per run.")
+    sandbox_wall_s: float = Field(default=30.0, gt=0, description="Wall clock per run.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ZI_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -75,8 +115,16 @@ class Settings(BaseSettings):
 
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    actions: ActionSettings = Field(default_factory=ActionSettings)
     redis_url: str | None = Field(
-        default=None, description="Unset: in-process cache and jobs; set: shared Redis cache."
+        default=None,
+        description="Unset: in-process cache and jobs; set: shared Redis cache and RQ queue.",
+    )
+    queue_redis_url: str | None = Field(
+        default=None,
+        description="A separate Redis for the job queue (default: redis_url); use one when "
+        "the cache's Redis evicts keys (maxmemory-policy allkeys-*).",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite in the user data directory."
@@ -106,6 +154,11 @@ class Settings(BaseSettings):
         data = _deep_merge(self.model_dump(), overrides)
         # Validate without re-reading the environment: the env already shaped `self`.
         return Settings.model_validate(data)
+
+    @property
+    def resolved_queue_url(self) -> str | None:
+        """The job queue's Redis: ``queue_redis_url``, else ``redis_url``, else none."""
+        return self.queue_redis_url or self.redis_url
 
     def resolved_state_dir(self) -> Path:
         """Where loaded models are recorded: ``state_dir`` or the user state directory."""

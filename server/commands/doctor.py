@@ -217,7 +217,9 @@ def _redis_check(settings: Settings) -> Check:
         )
         client.ping()
         version = client.info("server").get("redis_version", "?")
-        eviction = eviction_problem(client)
+        # Eviction matters only where jobs live (a separate queue Redis is checked by workers).
+        shared = settings.resolved_queue_url == settings.redis_url
+        eviction = eviction_problem(client) if shared else None
         client.close()
     except redis.RedisError as exc:
         return Check("redis", Verdict.FAIL, f"{_masked(settings.redis_url)}: {exc}")
@@ -266,13 +268,14 @@ def _revisions(url: str) -> tuple[str | None, str | None]:
 
 
 def _workers_check(settings: Settings) -> Check:
-    if not settings.redis_url:
+    queue_url = settings.resolved_queue_url
+    if not queue_url:
         return Check("workers", Verdict.SKIP, "no Redis: jobs run inside the language server")
     import redis
     from rq import Worker
 
     try:
-        connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=_TIMEOUT_S)
+        connection = redis.Redis.from_url(queue_url, socket_connect_timeout=_TIMEOUT_S)
         workers = Worker.all(connection=connection)
         connection.close()
     except redis.RedisError as exc:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(exc))
         if stop.is_set():
             return 130
-        if settings.redis_url:
+        if settings.resolved_queue_url:
             worker = _start_worker()
         _print_banner(settings, models_file, running, worker)
         return _watch(running, worker, stop)
@@ -197,7 +197,9 @@ def _print_banner(
         roles = ", ".join(role.value for role in item.spec.roles)
         lines.append(f"  {item.spec.name:<18} {roles:<18} {item.url}")
     if worker is not None:
-        lines.append(f"  {'worker':<18} {'jobs':<18} pid {worker.pid}, Redis {settings.redis_url}")
+        lines.append(
+            f"  {'worker':<18} {'jobs':<18} pid {worker.pid}, Redis {settings.resolved_queue_url}"
+        )
     env = f"ZI_MODELS_FILE={models_file} " if models_file else ""
     lines += [
         "",

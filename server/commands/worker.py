@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
     settings = Settings()
-    if not settings.redis_url:
+    queue_url = settings.resolved_queue_url
+    if not queue_url:
         sys.stderr.write(
             "zi-coder worker: set ZI_REDIS_URL (without Redis, jobs run inside the "
             "language server and no worker is needed)\n"
@@ -70,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
     kind = getattr(args, "kind", "fork")
     burst = bool(getattr(args, "burst", False))
     try:
-        connection = redis.Redis.from_url(settings.redis_url)
+        connection = redis.Redis.from_url(queue_url)
         connection.ping()
         problem = eviction_problem(connection)
     except redis.RedisError as exc:
-        sys.stderr.write(f"zi-coder worker: cannot reach Redis at {settings.redis_url}: {exc}\n")
+        sys.stderr.write(f"zi-coder worker: cannot reach Redis at {queue_url}: {exc}\n")
         return 1
     if problem:
         log.warning("%s", problem)

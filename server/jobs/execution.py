@@ -76,10 +76,15 @@ def report_progress(**data: Any) -> None:
         context.on_progress(data)
 
 
+def cancelled() -> bool:
+    """Whether the running job was cancelled (in-process runner; on RQ the horse is killed)."""
+    context = _current.get()
+    return context is not None and context.cancelled.is_set()
+
+
 def check_cancelled() -> None:
     """Raise :class:`JobCancelled` if the running job was cancelled (in-process runner)."""
-    context = _current.get()
-    if context is not None and context.cancelled.is_set():
+    if cancelled():
         raise JobCancelled("cancelled")
 
 

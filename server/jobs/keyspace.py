@@ -38,5 +38,6 @@ def eviction_problem(connection: Redis) -> str | None:
     return (
         f"Redis maxmemory-policy is {policy} ({limit}): under memory pressure Redis may evict "
         "queued RQ jobs along with cache keys. Set it to noeviction or volatile-lru (every "
-        "cache key has a TTL, queued jobs none), or give the queue a Redis of its own"
+        "cache key has a TTL, queued jobs none), or give the queue a Redis of its own "
+        "(ZI_QUEUE_REDIS_URL)"
     )

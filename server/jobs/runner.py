@@ -56,12 +56,22 @@ class JobQueueUnavailable(RuntimeError):
 
 
 def build_runner(settings: Settings) -> JobRunner:
-    """RQ on ``settings.redis_url`` when set, else the in-process runner."""
-    if settings.redis_url:
+    """RQ on the queue's Redis when one is configured, else the in-process runner."""
+    jobs = settings.jobs
+    if settings.resolved_queue_url:
         from server.jobs.rq_runner import RqRunner
 
-        return RqRunner(settings.redis_url)
-    return InProcessRunner()
+        return RqRunner(
+            settings.resolved_queue_url,
+            result_ttl_s=jobs.result_ttl_s,
+            failure_ttl_s=jobs.failure_ttl_s,
+            retry_intervals_s=jobs.retry_intervals_s,
+        )
+    return InProcessRunner(
+        jobs.concurrency,
+        result_ttl_s=jobs.result_ttl_s,
+        retry_intervals_s=jobs.retry_intervals_s,
+    )
 
 
 @dataclass

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from server import __version__
+from server.actions.kinds import KINDS as CODE_ACTION_KINDS
 
 if TYPE_CHECKING:
     import asyncio
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # position encoding, which depends on what the client offers.
 CAPABILITIES: dict[str, Any] = {
     "completionProvider": {},
+    "codeActionProvider": {"codeActionKinds": list(CODE_ACTION_KINDS), "resolveProvider": True},
     "executeCommandProvider": {"commands": ["zi.acceptCompletion"]},
     "workspace": {
         "workspaceFolders": {"supported": True, "changeNotifications": True},

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REQUEST_FAILED = -32803  # LSP RequestFailed: a refusal with a reason for the user
+
 
 class ZiLanguageServer(LanguageServer):
     def __init__(self, settings: Settings) -> None:
@@ -53,14 +55,17 @@ class ZiLanguageServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: object) -> None:
         # pygls would pop up every internal error; log it instead and keep serving.
+        if getattr(error, "CODE", None) == REQUEST_FAILED:
+            log.info("request refused: %s", error)  # user-facing, already shown
+            return
         log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
         self.log_to_client(Level.ERROR, f"Zi: internal error: {error}")
 
 
 def create_server(settings: Settings) -> ZiLanguageServer:
-    from server.lsp.features import completion, documents, events, lifecycle
+    from server.lsp.features import actions, completion, documents, events, lifecycle
 
     server = ZiLanguageServer(settings)
-    for feature in (lifecycle, documents, completion, events):
+    for feature in (lifecycle, documents, completion, actions, events):
         feature.register(server)
     return server

@@ -2,7 +2,8 @@
 
 `start_server(**env)` starts `python -m server serve` with the given ZI_* settings
 (the scripted model's URL and a fresh SQLite file by default) and returns an
-initialized pytest-lsp client; everything is shut down after the test.
+initialized pytest-lsp client (with `workspace=`: one workspace folder);
+everything is shut down after the test.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ async def start_server(scripted_model: ScriptedModel, db_url: str) -> AsyncItera
         initialization_options: dict[str, Any] | None = None,
         configuration: dict[str, Any] | None = None,
         capabilities: str = "visual-studio-code",
+        workspace: Path | None = None,
         **env: str | None,
     ) -> LanguageClient:
         settings: dict[str, str | None] = {
@@ -76,7 +78,12 @@ async def start_server(scripted_model: ScriptedModel, db_url: str) -> AsyncItera
             types.InitializeParams(
                 capabilities=client_capabilities(capabilities),
                 initialization_options=initialization_options,
-                root_uri=None,
+                root_uri=workspace.as_uri() if workspace else None,
+                workspace_folders=(
+                    [types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)]
+                    if workspace
+                    else None
+                ),
             )
         )
         _INIT_RESULTS[id(client)] = result

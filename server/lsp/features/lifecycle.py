@@ -38,9 +38,7 @@ def initialize(ls: ZiLanguageServer, params: types.InitializeParams) -> None:
     notifier = Notifier()
     notifier.connect(log_sink=ls.log_to_client, show_sink=ls.show_to_client)
     settings = _validated(ls.base_settings, _zi_section(params.initialization_options), notifier)
-    ls.services = build_services(
-        settings or ls.base_settings, notifier=notifier, other_documents=lambda: _open_documents(ls)
-    )
+    ls.services = build_services(settings or ls.base_settings, notifier=notifier, **_views(ls))
 
 
 async def initialized(ls: ZiLanguageServer, params: types.InitializedParams) -> None:
@@ -104,9 +102,9 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
     ls.services = build_services(
         settings,
         notifier=old.notifier,
-        other_documents=lambda: _open_documents(ls),
         history=old.history if keep_history and old.history else True,
         syntax=old.completions.syntax,
+        **_views(ls),
     )
     old.history = old.history if not keep_history else None
     _background(old.aclose(drain_s=30))
@@ -142,6 +140,17 @@ def _zi_section(options: Any) -> dict[str, Any] | None:
         return None
     section = options.get("zi", options)
     return section if isinstance(section, dict) else None
+
+
+def _views(ls: ZiLanguageServer) -> dict[str, Any]:
+    """How the services see the editor's documents and workspace folders."""
+    from server.lsp.features import actions
+
+    return {
+        "other_documents": lambda: _open_documents(ls),
+        "documents": lambda uri: actions.snapshot(ls, uri),
+        "folders": lambda: actions.folders(ls),
+    }
 
 
 def _open_documents(ls: ZiLanguageServer) -> list[Document]:

@@ -1,0 +1,418 @@
+"""Code actions: offered at once, computed on resolve by a job, returned as line edits.
+
+``offers`` answers ``textDocument/codeAction`` from the request alone (no model
+call, no job). ``resolve`` submits the job (RQ or in process, the runner decides),
+forwards the job's progress, cancels the job when the caller is cancelled, and
+turns the result into edits against the document *as it is now*: unchanged, the
+edit applies as computed; changed elsewhere, it is rebased; changed inside the
+region, it is refused with a message.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from server.actions import edits as edit_ops
+from server.actions.answer import AnswerRejected, check_parses
+from server.actions.edits import EditConflict, LineEdit, split_lines
+from server.actions.types import (
+    DOCSTRING,
+    IMPROVE,
+    QUICKFIX,
+    TESTS,
+    ActionError,
+    ActionRequest,
+    Offer,
+    Progress,
+    Resolution,
+    Snapshot,
+)
+from server.jobs.runner import InProcessRunner, JobQueueUnavailable, JobRunner
+from server.jobs.spec import JobResult, JobSpec
+from server.notify import Level, Notifier
+from server.routing import ModelRouter
+from server.settings import Settings
+from server.syntax import Syntax
+
+log = logging.getLogger(__name__)
+
+_JOBS = "server.actions.jobs"
+_POLL_S = 0.25
+_TITLE_CHARS = 80
+
+
+def _matches(kind: str, only: tuple[str, ...] | None) -> bool:
+    """LSP kinds are hierarchical: ``refactor`` asks for ``refactor.rewrite.zi.tests`` too."""
+    return only is None or any(kind == o or kind.startswith(o + ".") for o in only)
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else "problem"
+    return line if len(line) <= _TITLE_CHARS else line[: _TITLE_CHARS - 1] + "…"
+
+
+def _ready_fix(data: Any) -> str | None:
+    """A replacement carried by the diagnostic itself (e.g. Zi's own review findings)."""
+    if isinstance(data, dict):
+        fix = data.get("fix")
+        if isinstance(fix, str):
+            return fix
+    return None
+
+
+def _definitions(text: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    ]
+
+
+def _innermost(
+    nodes: Sequence[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef], line: int
+) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None:
+    """The smallest definition whose lines (decorators included) hold 0-based `line`."""
+    best = None
+    for node in nodes:
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+        last = (node.end_lineno or node.lineno) - 1
+        if first <= line <= last and (best is None or node.lineno >= best.lineno):
+            best = node
+    return best
+
+
+def _span(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> tuple[int, int]:
+    first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+    return first, node.end_lineno or node.lineno
+
+
+class ActionService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        models: ModelRouter,
+        runner: JobRunner,
+        notifier: Notifier,
+        documents: Callable[[str], Snapshot | None],
+        folders: Callable[[], Sequence[Path]],
+        syntax: Syntax | None = None,
+    ) -> None:
+        self.settings = settings
+        self.models = models
+        self.runner = runner
+        self.notifier = notifier
+        self.documents = documents
+        self.folders = folders
+        self.syntax = syntax or Syntax()
+        self._fallback: InProcessRunner | None = None
+
+    # -- textDocument/codeAction --------------------------------------------------
+
+    def offers(self, request: ActionRequest) -> list[Offer]:
+        if not self.settings.actions.enabled:
+            return []
+        doc = request.document
+        base = {"uri": doc.uri, "version": doc.version}
+        found: list[Offer] = []
+        if _matches(QUICKFIX, request.only):
+            for problem in request.problems:
+                data = {
+                    **base,
+                    "zi": "fix",
+                    "start": problem.start_line,
+                    "end": problem.end_line + 1,
+                    "problem": _describe(problem.message, problem.source, problem.code),
+                }
+                fix = _ready_fix(problem.data)
+                if fix is not None:
+                    data["fix"] = fix
+                title = f"Fix with Zi: {_first_line(problem.message)}"
+                found.append(Offer(title, QUICKFIX, data, problem.index))
+        if doc.language_id == "python":
+            nodes = _definitions(doc.text)
+            node = _innermost(nodes, request.start_line)
+            if node is not None and _matches(DOCSTRING, request.only):
+                first, end = _span(node)
+                data = {**base, "zi": "docstring", "start": first, "end": end}
+                found.append(Offer(f"Generate docstring for `{node.name}`", DOCSTRING, data))
+            function = _innermost(
+                [n for n in nodes if not isinstance(n, ast.ClassDef) and n.col_offset == 0],
+                request.start_line,
+            )
+            if function is not None and doc.path is not None and _matches(TESTS, request.only):
+                first, end = _span(function)
+                data = {**base, "zi": "tests", "start": first, "end": end, "name": function.name}
+                found.append(Offer(f"Generate tests for `{function.name}`", TESTS, data))
+        if not request.empty_selection and _matches(IMPROVE, request.only):
+            data = {
+                **base,
+                "zi": "improve",
+                "start": request.start_line,
+                "end": request.end_line + 1,
+            }
+            found.append(Offer("Improve selection", IMPROVE, data))
+        return found
+
+    # -- codeAction/resolve ---------------------------------------------------------
+
+    async def resolve(self, data: dict[str, Any], progress: Progress) -> Resolution:
+        action = data.get("zi")
+        snapshot = self._snapshot_for(data)
+        start, end = int(data["start"]), int(data["end"])
+        lines = split_lines(snapshot.text)
+        if not 0 <= start < end <= max(len(lines), 1):
+            raise ActionError("the action's lines are outside the document; ask again")
+        if action == "fix" and isinstance(data.get("fix"), str):
+            new_text = _as_lines(data["fix"], lines[start:end])
+            edit = self._checked_edit(snapshot, start, end, new_text)
+            return Resolution((self._rebased(edit, snapshot),), summary="applied the suggested fix")
+        if action == "tests":
+            return await self._tests(snapshot, data, progress)
+        function = {
+            "fix": "fix_problem",
+            "docstring": "write_docstring",
+            "improve": "improve_region",
+        }
+        if action not in function:
+            raise ActionError(f"unknown Zi action {action!r}")
+        kwargs = self._common(snapshot, start, end)
+        if action == "fix":
+            kwargs["problem"] = str(data.get("problem") or "a problem was reported here")
+        value = await self._run(function[str(action)], kwargs, progress)
+        edit = LineEdit(
+            uri=snapshot.uri,
+            version=snapshot.version,
+            start=int(value["start"]),
+            end=int(value["end"]),
+            old_lines=tuple(lines[start:end]),
+            new_text=str(value["new_text"]),
+        )
+        return Resolution((self._rebased(edit, snapshot),))
+
+    async def explain(self, document: Snapshot, start: int, end: int, progress: Progress) -> str:
+        lines = split_lines(document.text)
+        end = min(max(end, start + 1), max(len(lines), 1))
+        value = await self._run("explain_region", self._common(document, start, end), progress)
+        return str(value["markdown"])
+
+    # -- the pieces -------------------------------------------------------------------
+
+    def _snapshot_for(self, data: dict[str, Any]) -> Snapshot:
+        uri = data.get("uri")
+        snapshot = self.documents(str(uri)) if uri else None
+        if snapshot is None:
+            raise ActionError("the document is no longer open")
+        if snapshot.version != data.get("version"):
+            raise ActionError("the document changed since the action was offered; ask again")
+        return snapshot
+
+    def _common(self, snapshot: Snapshot, start: int, end: int) -> dict[str, Any]:
+        endpoint = self.models.chat(snapshot.language_id)
+        if endpoint is None:
+            raise ActionError("no chat model is available for code actions (see the log)")
+        return {
+            "endpoint": endpoint.as_job_arg(),
+            "options": self._options(),
+            "language_id": snapshot.language_id,
+            "path": self._display_path(snapshot),
+            "document": snapshot.text,
+            "start": start,
+            "end": end,
+        }
+
+    def _options(self) -> dict[str, Any]:
+        a = self.settings.actions
+        return {
+            "max_tokens": a.max_tokens,
+            "temperature": a.temperature,
+            "max_document_chars": a.max_document_chars,
+            "test_rounds": a.test_rounds,
+            "sandbox_cpu_s": a.sandbox_cpu_s,
+            "sandbox_memory_mb": a.sandbox_memory_mb,
+            "sandbox_wall_s": a.sandbox_wall_s,
+        }
+
+    def _display_path(self, snapshot: Snapshot) -> str:
+        if snapshot.path is None:
+            return snapshot.uri
+        for folder in self.folders():
+            if edit_ops.inside_workspace(snapshot.path, [folder]):
+                return snapshot.path.resolve().relative_to(folder.resolve()).as_posix()
+        return snapshot.path.name
+
+    def _checked_edit(self, snapshot: Snapshot, start: int, end: int, new_text: str) -> LineEdit:
+        lines = split_lines(snapshot.text)
+        edit = LineEdit(
+            snapshot.uri, snapshot.version, start, end, tuple(lines[start:end]), new_text
+        )
+        try:
+            check_parses(
+                edit_ops.apply_line_edit(snapshot.text, edit),
+                snapshot.language_id,
+                syntax=self.syntax,
+                before=snapshot.text,
+            )
+        except AnswerRejected as exc:
+            raise ActionError(f"the suggested fix was not applied: {exc}") from None
+        return edit
+
+    def _rebased(self, edit: LineEdit, base: Snapshot) -> LineEdit:
+        """`edit` against the document as it is now (it may have changed during the job)."""
+        current = self.documents(base.uri)
+        if current is None:
+            raise ActionError("the document was closed while the action ran")
+        if current.version == base.version:
+            return edit
+        try:
+            return edit_ops.rebase(edit, base.text, current.text, current.version)
+        except EditConflict as exc:
+            raise ActionError(f"not applied: {exc}") from None
+
+    async def _run(self, function: str, kwargs: dict[str, Any], progress: Progress) -> Any:
+        timeout = self.settings.jobs.timeout_s
+        if function == "generate_tests":
+            timeout = max(timeout, self.settings.actions.tests_timeout_s)
+        spec = JobSpec(function=f"{_JOBS}.{function}", kwargs=kwargs, timeout_s=timeout)
+        result = await self._submit_and_wait(spec, progress)
+        if not result.ok:
+            raise ActionError(_user_message(result))
+        return result.value
+
+    async def _submit_and_wait(self, spec: JobSpec, progress: Progress) -> JobResult:
+        runner = self.runner
+        try:
+            handle = await runner.submit(spec)
+        except JobQueueUnavailable as exc:
+            # Without the queue, the job still runs: here, like a setup without Redis.
+            self.notifier.problem(
+                "job-queue",
+                f"job queue unreachable ({exc}); running the action here",
+                level=Level.WARNING,
+            )
+            runner = self._local_runner()
+            handle = await runner.submit(spec)
+        waiting = asyncio.ensure_future(runner.wait(handle))
+        last: dict[str, Any] | None = None
+        try:
+            while not waiting.done():
+                await asyncio.wait({waiting}, timeout=_POLL_S)
+                current = await runner.progress(handle)
+                if current and current != last:
+                    last = current
+                    percentage = current.get("percentage")
+                    progress(
+                        str(current.get("message") or "working"),
+                        int(percentage) if isinstance(percentage, int | float) else None,
+                    )
+            return waiting.result()
+        except asyncio.CancelledError:
+            waiting.cancel()
+            log.info("action cancelled: cancelling job %s", handle.job_id)
+            await asyncio.shield(runner.cancel(handle))
+            raise
+
+    def _local_runner(self) -> InProcessRunner:
+        if self._fallback is None:
+            jobs = self.settings.jobs
+            self._fallback = InProcessRunner(
+                jobs.concurrency,
+                result_ttl_s=jobs.result_ttl_s,
+                retry_intervals_s=jobs.retry_intervals_s,
+            )
+        return self._fallback
+
+    async def aclose(self) -> None:
+        await self.runner.aclose()
+        if self._fallback is not None:
+            await self._fallback.aclose()
+
+    # -- generated tests ----------------------------------------------------------------
+
+    async def _tests(
+        self, snapshot: Snapshot, data: dict[str, Any], progress: Progress
+    ) -> Resolution:
+        if snapshot.path is None:
+            raise ActionError("tests need a file on disk")
+        folders = list(self.folders())
+        try:
+            test_path = edit_ops.test_file_for(snapshot.path, folders)
+        except ValueError as exc:
+            raise ActionError(f"the file is outside the workspace folders: {exc}") from None
+        if not edit_ops.inside_workspace(test_path, folders):
+            raise ActionError(f"refusing to write {test_path}: outside the workspace folders")
+        root = next(f for f in folders if edit_ops.inside_workspace(snapshot.path, [f])).resolve()
+        test_uri = test_path.resolve().as_uri()
+        open_test = self.documents(test_uri)
+        if open_test is not None:
+            existing: str | None = open_test.text
+        elif test_path.exists():
+            existing = test_path.read_text(encoding="utf-8")
+        else:
+            existing = None
+        module_path = snapshot.path.resolve().relative_to(root)
+        kwargs = self._common(snapshot, int(data["start"]), int(data["end"]))
+        kwargs |= {
+            "module": edit_ops.module_name(snapshot.path.resolve(), root),
+            "module_path": module_path.as_posix(),
+            "package_inits": _package_inits(root, module_path),
+            "function": str(data.get("name") or ""),
+            "test_path": test_path.resolve().relative_to(root).as_posix(),
+            "existing_tests": existing,
+        }
+        for key in ("language_id", "path"):
+            kwargs.pop(key)
+        value = await self._run("generate_tests", kwargs, progress)
+        text = str(value["text"])
+        passed = len(value.get("passed") or [])
+        summary = f"{passed} generated test(s) pass against the current code"
+        if existing is None:
+            edit = LineEdit(test_uri, None, 0, 0, (), text)
+            return Resolution((edit,), create=(test_uri,), summary=summary)
+        old = split_lines(existing)
+        version = open_test.version if open_test is not None else None
+        edit = LineEdit(test_uri, version, 0, len(old), tuple(old), text)
+        if open_test is not None:
+            edit = self._rebased(edit, open_test)
+        return Resolution((edit,), summary=summary)
+
+
+def _package_inits(root: Path, module_path: Path) -> list[str]:
+    """The ``__init__.py`` files of the module's packages, so the sandbox imports it alike."""
+    found = []
+    for parent in list(module_path.parents)[:-1]:
+        if (root / parent / "__init__.py").is_file():
+            found.append((parent / "__init__.py").as_posix())
+    return found
+
+
+def _as_lines(fix: str, old: list[str]) -> str:
+    if fix and not fix.endswith("\n") and old and old[-1].endswith("\n"):
+        return fix + "\n"
+    return fix
+
+
+def _describe(message: str, source: str | None, code: str | None) -> str:
+    origin = " ".join(part for part in (source, code) if part)
+    return f"{message} ({origin})" if origin else message
+
+
+def _user_message(result: JobResult) -> str:
+    error = result.error or result.status.value
+    # execute() prefixes the exception type; the user needs the reason.
+    for prefix in ("AnswerRejected: ", "ActionError: "):
+        error = error.removeprefix(prefix)
+    if result.status.value == "timeout":
+        return f"the action took too long: {error}"
+    if result.status.value == "cancelled":
+        return "the action was cancelled"
+    return error
