@@ -20,7 +20,6 @@ from server.completion.service import CompletionService
 from server.completion.snippets import SnippetIndex
 from server.completion.types import Document
 from server.history.writer import HistoryWriter
-from server.jobs.runner import build_runner
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
@@ -119,7 +118,6 @@ def build_services(
     actions = ActionService(
         settings,
         models=models,
-        runner=build_runner(settings),
         notifier=notifier,
         documents=documents,
         folders=folders,

@@ -103,11 +103,17 @@ def _replacement(document: str, start: int, end: int, code: str, language_id: st
     new_text = answer.reindent(code, _indent_of(old), newline=newline)
     if old and old[-1].endswith(("\n", "\r")) and not new_text.endswith(("\n", "\r")):
         new_text += newline
+    _check_edited(document, start, end, new_text, language_id)
+    return new_text
+
+
+def _check_edited(document: str, start: int, end: int, new_text: str, language_id: str) -> None:
+    """AnswerRejected if lines [start, end) replaced by `new_text` add syntax errors."""
     from server.syntax import Syntax
 
+    lines = split_lines(document)
     edited = "".join(lines[:start]) + new_text + "".join(lines[end:])
     answer.check_parses(edited, language_id, syntax=Syntax(), before=document)
-    return new_text
 
 
 def _region_job(
@@ -207,11 +213,7 @@ def write_docstring(
     report_progress(message="checking the answer", percentage=90)
     text = docstrings.docstring_of(answer.extract_code_block(reply, language_id))
     new_text = docstrings.insert_docstring(region, text)
-    from server.syntax import Syntax
-
-    lines = split_lines(document)
-    edited = "".join(lines[:start]) + new_text + "".join(lines[end:])
-    answer.check_parses(edited, language_id, syntax=Syntax(), before=document)
+    _check_edited(document, start, end, new_text, language_id)
     return {"start": start, "end": end, "new_text": new_text}
 
 

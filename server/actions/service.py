@@ -32,7 +32,7 @@ from server.actions.types import (
     Resolution,
     Snapshot,
 )
-from server.jobs.runner import InProcessRunner, JobQueueUnavailable, JobRunner
+from server.jobs.runner import InProcessRunner, JobQueueUnavailable, JobRunner, build_runner
 from server.jobs.spec import JobResult, JobSpec
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
@@ -101,7 +101,7 @@ class ActionService:
         settings: Settings,
         *,
         models: ModelRouter,
-        runner: JobRunner,
+        runner: JobRunner | None = None,
         notifier: Notifier,
         documents: Callable[[str], Snapshot | None],
         folders: Callable[[], Sequence[Path]],
@@ -109,7 +109,9 @@ class ActionService:
     ) -> None:
         self.settings = settings
         self.models = models
-        self.runner = runner
+        # Built on first use: RQ and redis cost ~200 ms to import, which must not delay
+        # `initialize` (or a settings change) for a user who never picks an action.
+        self._runner = runner
         self.notifier = notifier
         self.documents = documents
         self.folders = folders
@@ -288,6 +290,12 @@ class ActionService:
             raise ActionError(_user_message(result))
         return result.value
 
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            self._runner = build_runner(self.settings)
+        return self._runner
+
     async def _submit_and_wait(self, spec: JobSpec, progress: Progress) -> JobResult:
         runner = self.runner
         try:
@@ -332,7 +340,8 @@ class ActionService:
         return self._fallback
 
     async def aclose(self) -> None:
-        await self.runner.aclose()
+        if self._runner is not None:
+            await self._runner.aclose()
         if self._fallback is not None:
             await self._fallback.aclose()
 
