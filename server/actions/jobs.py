@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.actions import answer, docstrings, prompts, pytests
 from server.actions.edits import split_lines
 from server.actions.sandbox import SandboxLimits, TestRun, run_pytest
 from server.jobs.execution import JobCancelled, cancelled, report_progress
 from server.jobs.spec import job_function
+
+if TYPE_CHECKING:
+    from inference.chat import ChatAnswer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,26 @@ def _model_for(endpoint: dict[str, Any]) -> str:
 
 def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Messages) -> str:
     """The chat model's answer text; raises JobCancelled once the job is cancelled."""
+    reply = _chat(endpoint, options, messages)
+    if reply.finish_reason == "length":
+        raise answer.AnswerRejected(
+            f"the model's answer was cut at {int(options.get('max_tokens', 1024))} tokens "
+            "(raise zi.actions.max_tokens, or select less)"
+        )
+    return reply.text
+
+
+def _chat(
+    endpoint: dict[str, Any],
+    options: dict[str, Any],
+    messages: prompts.Messages,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> ChatAnswer:
+    """The chat model's whole answer (`extra` joins the request body, e.g. a response_format).
+
+    Raises JobCancelled once the job is cancelled.
+    """
     from inference.chat import ChatCancelled, ChatRequest, chat_sync
 
     request = ChatRequest(
@@ -57,6 +80,7 @@ def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Me
         messages=messages,
         max_tokens=int(options.get("max_tokens", 1024)),
         temperature=float(options.get("temperature", 0.2)),
+        extra=dict(extra or {}),
     )
     try:
         reply = chat_sync(
@@ -75,12 +99,7 @@ def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Me
         reply.total_ms,
         reply.finish_reason,
     )
-    if reply.finish_reason == "length":
-        raise answer.AnswerRejected(
-            f"the model's answer was cut at {request.max_tokens} tokens "
-            "(raise zi.actions.max_tokens, or select less)"
-        )
-    return reply.text
+    return reply
 
 
 def _cap(document: str, options: dict[str, Any]) -> str:
