@@ -19,7 +19,9 @@ from server.completion.recorder import NullRecorder, Recorder
 from server.completion.service import CompletionService
 from server.completion.snippets import SnippetIndex
 from server.completion.types import Document
+from server.diagnostics.service import DiagnosticsService, Publish
 from server.history.writer import HistoryWriter
+from server.jobs.gateway import JobGateway
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
@@ -39,7 +41,9 @@ class Services:
     completions: CompletionService
     recorder: Recorder
     history: HistoryWriter | None
+    jobs: JobGateway
     actions: ActionService
+    diagnostics: DiagnosticsService
 
     async def warm_up(self) -> None:
         """Pay one-time costs (imports, model discovery) before the user types."""
@@ -53,7 +57,8 @@ class Services:
         """Release resources; with `drain_s`, first let requests in progress finish."""
         if drain_s:
             await self.completions.drain(drain_s)
-        await self.actions.aclose()
+        await self.diagnostics.aclose()
+        await self.jobs.aclose()
         await self.models.aclose()
         await self.cache.aclose()
         if self.history is not None:
@@ -84,6 +89,7 @@ def build_services(
     syntax: Syntax | None = None,
     documents: Callable[[str], Snapshot | None] = lambda uri: None,
     folders: Callable[[], Sequence[Path]] = tuple,
+    publish: Publish = lambda uri, version, items: None,
 ) -> Services:
     """Build everything; `history` may be an existing writer to keep, or False for none."""
     writer: HistoryWriter | None
@@ -115,12 +121,35 @@ def build_services(
             snippets=SnippetIndex(),
         ),
     )
+    jobs = JobGateway(settings, notifier=notifier)
     actions = ActionService(
         settings,
         models=models,
+        jobs=jobs,
         notifier=notifier,
         documents=documents,
         folders=folders,
         syntax=syntax,
     )
-    return Services(settings, notifier, models, cache, completions, recorder, writer, actions)
+    diagnostics = DiagnosticsService(
+        settings,
+        jobs=jobs,
+        models=models,
+        cache=cache,
+        notifier=notifier,
+        documents=documents,
+        publish=publish,
+        syntax=syntax,
+    )
+    return Services(
+        settings,
+        notifier,
+        models,
+        cache,
+        completions,
+        recorder,
+        writer,
+        jobs,
+        actions,
+        diagnostics,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -108,6 +108,34 @@ class ActionSettings(BaseModel):
     sandbox_wall_s: float = Field(default=30.0, gt=0, description="Wall clock per run.")
 
 
+class DiagnosticsSettings(BaseModel):
+    """Static checks on open and save, then an AI review of what changed (on save)."""
+
+    enabled: bool = Field(default=True, description="Static checks (syntax, pyflakes/ruff).")
+    linter: Literal["auto", "ruff", "pyflakes", "off"] = Field(
+        default="auto", description="Python linter: auto uses ruff when installed, else pyflakes."
+    )
+    review: bool = Field(default=True, description="AI review on save (a job on the queue).")
+    min_severity: Literal["error", "warning", "information", "hint"] = Field(
+        default="hint", description="Review findings less severe than this are not shown."
+    )
+    max_file_chars: int = Field(
+        default=60_000, gt=0, description="Larger files are not reviewed (a notice says why)."
+    )
+    languages: tuple[str, ...] = Field(
+        default=(), description="Language ids to review; empty: every language."
+    )
+    debounce_ms: float = Field(
+        default=750.0, ge=0, description="Saves closer together than this start one review."
+    )
+    mode: Literal["auto", "push", "pull"] = Field(
+        default="auto",
+        description="auto: pull when the client can pull and be asked to refresh, else push.",
+    )
+    max_tokens: int = Field(default=1024, gt=0, description="Longest review answer.")
+    temperature: float = Field(default=0.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ZI_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -117,6 +145,7 @@ class Settings(BaseSettings):
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     actions: ActionSettings = Field(default_factory=ActionSettings)
+    diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     redis_url: str | None = Field(
         default=None,
         description="Unset: in-process cache and jobs; set: shared Redis cache and RQ queue.",

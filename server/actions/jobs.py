@@ -12,94 +12,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from server.actions import answer, docstrings, prompts, pytests
 from server.actions.edits import split_lines
 from server.actions.sandbox import SandboxLimits, TestRun, run_pytest
-from server.jobs.execution import JobCancelled, cancelled, report_progress
+from server.jobs.chat import chat
+from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
 
-if TYPE_CHECKING:
-    from inference.chat import ChatAnswer
-
 log = logging.getLogger(__name__)
-
-_READ_TIMEOUT_S = 60.0  # silence allowed inside a chat stream (a loaded CPU engine is slow)
-
-
-def _model_for(endpoint: dict[str, Any]) -> str:
-    model = endpoint.get("model")
-    if model:
-        return str(model)
-    import asyncio
-
-    from inference.client import InferenceClient
-
-    async def first_model() -> str:
-        client = InferenceClient(endpoint["url"], api_key=endpoint.get("api_key"))
-        try:
-            models = await client.list_models()
-        finally:
-            await client.aclose()
-        if not models:
-            from inference.errors import ModelNotFound
-
-            raise ModelNotFound(f"{endpoint['url']} serves no model", None)
-        return models[0].id
-
-    return asyncio.run(first_model())
 
 
 def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Messages) -> str:
     """The chat model's answer text; raises JobCancelled once the job is cancelled."""
-    reply = _chat(endpoint, options, messages)
+    reply = chat(endpoint, options, messages)
     if reply.finish_reason == "length":
         raise answer.AnswerRejected(
             f"the model's answer was cut at {int(options.get('max_tokens', 1024))} tokens "
             "(raise zi.actions.max_tokens, or select less)"
         )
     return reply.text
-
-
-def _chat(
-    endpoint: dict[str, Any],
-    options: dict[str, Any],
-    messages: prompts.Messages,
-    *,
-    extra: dict[str, Any] | None = None,
-) -> ChatAnswer:
-    """The chat model's whole answer (`extra` joins the request body, e.g. a response_format).
-
-    Raises JobCancelled once the job is cancelled.
-    """
-    from inference.chat import ChatCancelled, ChatRequest, chat_sync
-
-    request = ChatRequest(
-        model=_model_for(endpoint),
-        messages=messages,
-        max_tokens=int(options.get("max_tokens", 1024)),
-        temperature=float(options.get("temperature", 0.2)),
-        extra=dict(extra or {}),
-    )
-    try:
-        reply = chat_sync(
-            endpoint["url"],
-            request,
-            api_key=endpoint.get("api_key"),
-            read_timeout_s=_READ_TIMEOUT_S,
-            should_stop=cancelled,
-        )
-    except ChatCancelled:
-        raise JobCancelled("cancelled") from None
-    log.info(
-        "chat %s: %s tokens in %.0f ms (%s)",
-        request.model,
-        reply.completion_tokens,
-        reply.total_ms,
-        reply.finish_reason,
-    )
-    return reply
 
 
 def _cap(document: str, options: dict[str, Any]) -> str:

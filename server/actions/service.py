@@ -11,7 +11,6 @@ region, it is refused with a message.
 from __future__ import annotations
 
 import ast
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,9 +31,9 @@ from server.actions.types import (
     Resolution,
     Snapshot,
 )
-from server.jobs.runner import InProcessRunner, JobQueueUnavailable, JobRunner, build_runner
+from server.jobs.gateway import JobGateway
 from server.jobs.spec import JobResult, JobSpec
-from server.notify import Level, Notifier
+from server.notify import Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
 from server.syntax import Syntax
@@ -42,7 +41,6 @@ from server.syntax import Syntax
 log = logging.getLogger(__name__)
 
 _JOBS = "server.actions.jobs"
-_POLL_S = 0.25
 _TITLE_CHARS = 80
 
 
@@ -101,7 +99,7 @@ class ActionService:
         settings: Settings,
         *,
         models: ModelRouter,
-        runner: JobRunner | None = None,
+        jobs: JobGateway,
         notifier: Notifier,
         documents: Callable[[str], Snapshot | None],
         folders: Callable[[], Sequence[Path]],
@@ -109,14 +107,11 @@ class ActionService:
     ) -> None:
         self.settings = settings
         self.models = models
-        # Built on first use: RQ and redis cost ~200 ms to import, which must not delay
-        # `initialize` (or a settings change) for a user who never picks an action.
-        self._runner = runner
+        self.jobs = jobs
         self.notifier = notifier
         self.documents = documents
         self.folders = folders
         self.syntax = syntax or Syntax()
-        self._fallback: InProcessRunner | None = None
 
     # -- textDocument/codeAction --------------------------------------------------
 
@@ -285,65 +280,10 @@ class ActionService:
         if function == "generate_tests":
             timeout = max(timeout, self.settings.actions.tests_timeout_s)
         spec = JobSpec(function=f"{_JOBS}.{function}", kwargs=kwargs, timeout_s=timeout)
-        result = await self._submit_and_wait(spec, progress)
+        result = await self.jobs.run(spec, progress)
         if not result.ok:
             raise ActionError(_user_message(result))
         return result.value
-
-    @property
-    def runner(self) -> JobRunner:
-        if self._runner is None:
-            self._runner = build_runner(self.settings)
-        return self._runner
-
-    async def _submit_and_wait(self, spec: JobSpec, progress: Progress) -> JobResult:
-        runner = self.runner
-        try:
-            handle = await runner.submit(spec)
-        except JobQueueUnavailable as exc:
-            # Without the queue, the job still runs: here, like a setup without Redis.
-            self.notifier.problem(
-                "job-queue",
-                f"job queue unreachable ({exc}); running the action here",
-                level=Level.WARNING,
-            )
-            runner = self._local_runner()
-            handle = await runner.submit(spec)
-        waiting = asyncio.ensure_future(runner.wait(handle))
-        last: dict[str, Any] | None = None
-        try:
-            while not waiting.done():
-                await asyncio.wait({waiting}, timeout=_POLL_S)
-                current = await runner.progress(handle)
-                if current and current != last:
-                    last = current
-                    percentage = current.get("percentage")
-                    progress(
-                        str(current.get("message") or "working"),
-                        int(percentage) if isinstance(percentage, int | float) else None,
-                    )
-            return waiting.result()
-        except asyncio.CancelledError:
-            waiting.cancel()
-            log.info("action cancelled: cancelling job %s", handle.job_id)
-            await asyncio.shield(runner.cancel(handle))
-            raise
-
-    def _local_runner(self) -> InProcessRunner:
-        if self._fallback is None:
-            jobs = self.settings.jobs
-            self._fallback = InProcessRunner(
-                jobs.concurrency,
-                result_ttl_s=jobs.result_ttl_s,
-                retry_intervals_s=jobs.retry_intervals_s,
-            )
-        return self._fallback
-
-    async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.aclose()
-        if self._fallback is not None:
-            await self._fallback.aclose()
 
     # -- generated tests ----------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from server.actions import answer
 from server.actions.edits import split_lines
-from server.actions.jobs import _chat, _model_for
 from server.diagnostics import review
 from server.diagnostics.review import AnswerInvalid, Finding
+from server.jobs.chat import chat, model_for
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
 
@@ -48,7 +48,7 @@ def review_document(
     """
     line_count = len(split_lines(document))
     spans = [(int(start), int(end)) for start, end in regions] or [(1, max(1, line_count))]
-    model = _model_for(endpoint)
+    model = model_for(endpoint)
     messages = review.review_messages(
         language_id=language_id,
         path=path,
@@ -61,7 +61,7 @@ def review_document(
     reason = ""
     for attempt in (1, 2):
         report_progress(message="asking the model for a review", percentage=10 + 40 * (attempt - 1))
-        reply = _chat({**endpoint, "model": model}, options, messages, extra=extra)
+        reply = chat({**endpoint, "model": model}, options, messages, extra=extra)
         try:
             if reply.finish_reason == "length":
                 cut = reply.completion_tokens or max_tokens  # vLLM may lower max_tokens to fit

@@ -71,3 +71,10 @@ def field(params: Any, name: str, camel: str | None = None) -> Any:
         elif hasattr(params, key):
             return getattr(params, key)
     return None
+
+
+def width(segment: str, encoding: str = "utf-16") -> int:
+    """Length of `segment` in the encoding's code units (a column within one line)."""
+    if encoding == "utf-32" or segment.isascii():
+        return len(segment)
+    return sum(_units(ch, encoding) for ch in segment)

@@ -46,6 +46,12 @@ CAPABILITIES: dict[str, Any] = {
         "fileOperations": {},
     },
     "inlineCompletionProvider": {},
+    # features/diagnostics.py's DiagnosticOptions (not imported: it pulls in lsprotocol).
+    "diagnosticProvider": {
+        "identifier": "zi",
+        "interFileDependencies": False,
+        "workspaceDiagnostics": False,
+    },
 }
 _SUPPORTED_ENCODINGS = ("utf-8", "utf-16", "utf-32")
 
@@ -64,7 +70,7 @@ def initialize_result(params: dict[str, Any]) -> dict[str, Any]:
     for key in ("willSave", "willSaveWaitUntil"):
         if client_sync.get(key) is not None:
             sync[key] = False
-    sync["save"] = False
+    sync["save"] = True  # didSave runs the checks and the review
     return {
         "capabilities": {"positionEncoding": encoding, "textDocumentSync": sync, **CAPABILITIES},
         "serverInfo": {"name": "zi-coder", "version": __version__},

@@ -63,9 +63,16 @@ class ZiLanguageServer(LanguageServer):
 
 
 def create_server(settings: Settings) -> ZiLanguageServer:
-    from server.lsp.features import actions, completion, documents, events, lifecycle
+    from server.lsp.features import (
+        actions,
+        completion,
+        diagnostics,
+        documents,
+        events,
+        lifecycle,
+    )
 
     server = ZiLanguageServer(settings)
-    for feature in (lifecycle, documents, completion, actions, events):
+    for feature in (lifecycle, documents, completion, actions, diagnostics, events):
         feature.register(server)
     return server

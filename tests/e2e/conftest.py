@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from tests.support.redis_server import RedisServer
 from tests.support.scripted_model import ScriptedModel
+from tests.support.workers import WorkerProcess
 
 StartServer = Callable[..., Awaitable[LanguageClient]]
 
@@ -43,6 +45,21 @@ def server_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(params=["rq", "in-process"])
+def runner_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Settings for one job runner: Redis plus a live worker, or nothing (in process)."""
+    if request.param == "in-process":
+        yield {}
+        return
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
+    worker = WorkerProcess(redis_server.url, tmp_path / "worker.log")
+    worker.start()
+    try:
+        yield {"ZI_REDIS_URL": redis_server.url}
+    finally:
+        worker.stop()
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'history.sqlite3'}"
@@ -56,7 +73,7 @@ async def start_server(scripted_model: ScriptedModel, db_url: str) -> AsyncItera
         *,
         initialization_options: dict[str, Any] | None = None,
         configuration: dict[str, Any] | None = None,
-        capabilities: str = "visual-studio-code",
+        capabilities: str | types.ClientCapabilities = "visual-studio-code",
         workspace: Path | None = None,
         **env: str | None,
     ) -> LanguageClient:
@@ -76,7 +93,11 @@ async def start_server(scripted_model: ScriptedModel, db_url: str) -> AsyncItera
             client.set_configuration(configuration, section="zi")
         result = await client.initialize_session(
             types.InitializeParams(
-                capabilities=client_capabilities(capabilities),
+                capabilities=(
+                    client_capabilities(capabilities)
+                    if isinstance(capabilities, str)
+                    else capabilities
+                ),
                 initialization_options=initialization_options,
                 root_uri=workspace.as_uri() if workspace else None,
                 workspace_folders=(

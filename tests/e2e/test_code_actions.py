@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +46,6 @@ def workspace(tmp_path: Path) -> Path:
     (root / "tests").mkdir(parents=True)
     (root / "stats.py").write_text(MODULE)
     return root
-
-
-@pytest.fixture(params=["rq", "in-process"])
-def runner_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Settings for one runner: Redis plus a live worker, or nothing (in process)."""
-    if request.param == "in-process":
-        yield {}
-        return
-    redis_server: RedisServer = request.getfixturevalue("redis_server")
-    worker = WorkerProcess(redis_server.url, tmp_path / "worker.log")
-    worker.start()
-    try:
-        yield {"ZI_REDIS_URL": redis_server.url}
-    finally:
-        worker.stop()
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""didOpen / didChange / didClose: pygls keeps the text; edits make requests stale."""
+"""didOpen / didChange / didClose: pygls keeps the text; edits make requests stale;
+opening a file checks it (see ``diagnostics``)."""
 
 from __future__ import annotations
 
 from lsprotocol import types
 
+from server.lsp.features import diagnostics
 from server.lsp.server import ZiLanguageServer
 
 
@@ -16,6 +18,7 @@ def register(server: ZiLanguageServer) -> None:
 def did_open(ls: ZiLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
     if ls.services is not None:
         ls.services.completions.document_opened(params.text_document.uri)
+        diagnostics.opened(ls, params.text_document.uri)
 
 
 def did_change(ls: ZiLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -33,3 +36,4 @@ def did_change(ls: ZiLanguageServer, params: types.DidChangeTextDocumentParams) 
 def did_close(ls: ZiLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
     if ls.services is not None:
         ls.services.completions.document_closed(params.text_document.uri)
+        diagnostics.closed(ls, params.text_document.uri)

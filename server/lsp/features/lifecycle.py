@@ -144,12 +144,13 @@ def _zi_section(options: Any) -> dict[str, Any] | None:
 
 def _views(ls: ZiLanguageServer) -> dict[str, Any]:
     """How the services see the editor's documents and workspace folders."""
-    from server.lsp.features import actions
+    from server.lsp.features import actions, diagnostics
 
     return {
         "other_documents": lambda: _open_documents(ls),
         "documents": lambda uri: actions.snapshot(ls, uri),
         "folders": lambda: actions.folders(ls),
+        "publish": diagnostics.publisher(ls),
     }
 
 
