@@ -241,7 +241,7 @@ class DiagnosticsService:
                 },
                 "language_id": snapshot.language_id,
                 "path": snapshot.path.name if snapshot.path else snapshot.uri,
-                "document": text,
+                "document": _sendable(text),
                 "regions": [list(r) for r in regions],
             },
             queue=BACKGROUND_QUEUE,
@@ -300,6 +300,19 @@ class DiagnosticsService:
         with state.lock:
             review = [d for d in state.shown_review.on(text) if d.severity <= least]
             return [*state.notices.on(text), *state.static.on(text), *review]
+
+
+def _sendable(text: str) -> str:
+    """`text` with lone surrogates (undecodable bytes an editor passed through) as `?`.
+
+    They cannot be encoded as UTF-8, so neither Redis nor the model server could take
+    them; one character for one keeps every line and column where it was.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _notice(message: str) -> Diagnostic:
