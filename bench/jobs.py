@@ -95,7 +95,7 @@ async def _measure(url: str, latency_jobs: int, jobs: int) -> dict[str, float]:
     from server.jobs.runner import JobStatus
     from server.jobs.spec import JobSpec
 
-    runner = RqRunner(url, poll_s=0.002)
+    runner = RqRunner(url, poll_s=0.002, max_poll_s=0.002)
     function = "bench.jobs.noop"  # not __name__: run with -m, this module is __main__
     ids = []
     for i in range(latency_jobs):

@@ -91,32 +91,34 @@ async def chat(
     started = time.perf_counter()
     answer = _Assembly(started)
     chunks = client.stream_chat(request.body())
-    pending: asyncio.Task[dict[str, Any] | None] | None = None
+    # One task reads the whole stream, so waiting for it can time out (to poll
+    # should_stop while the model is silent) without cancelling a read midway; a
+    # task per chunk cost ~0.1 ms each on a long answer.
+    reader = asyncio.create_task(_read_all(chunks, answer, stop))
     try:
         while True:
-            # The read runs in its own task so that waiting for it can time out without
-            # cancelling it: a cancelled read would lose a partly received line.
-            pending = asyncio.create_task(_next_chunk(chunks))
-            while True:
-                done, _ = await asyncio.wait({pending}, timeout=STOP_POLL_S)
-                if done:
-                    break
-                if stop():
-                    raise ChatCancelled("cancelled while waiting for the model")
-            chunk = pending.result()
-            pending = None
-            if chunk is None:
-                return answer.finish()
-            answer.add(chunk)
+            done, _ = await asyncio.wait({reader}, timeout=STOP_POLL_S)
+            if done:
+                return reader.result()
             if stop():
-                raise ChatCancelled("cancelled while the model was answering")
+                raise ChatCancelled("cancelled while waiting for the model")
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()  # the read ends with CancelledError: the stream closes
-            await asyncio.wait({pending})
-        if pending is not None and not pending.cancelled():
-            pending.exception()  # retrieved: a late error is not logged as lost
+        if not reader.done():
+            reader.cancel()  # the read ends with CancelledError: the stream closes
+            await asyncio.wait({reader})
+        if not reader.cancelled():
+            reader.exception()  # retrieved: a late error is not logged as lost
         await chunks.aclose()
+
+
+async def _read_all(
+    chunks: AsyncGenerator[dict[str, Any], None], answer: _Assembly, stop: Callable[[], bool]
+) -> ChatAnswer:
+    async for chunk in chunks:
+        answer.add(chunk)
+        if stop():
+            raise ChatCancelled("cancelled while the model was answering")
+    return answer.finish()
 
 
 def chat_sync(
@@ -153,14 +155,6 @@ def chat_sync(
 
 def _never() -> bool:
     return False
-
-
-async def _next_chunk(chunks: AsyncGenerator[dict[str, Any], None]) -> dict[str, Any] | None:
-    """The next chunk, None at the end (a task must not end with StopAsyncIteration)."""
-    try:
-        return await anext(chunks)
-    except StopAsyncIteration:
-        return None
 
 
 class _Assembly:

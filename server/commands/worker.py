@@ -22,12 +22,22 @@ re-enqueues jobs whose transient failure is being retried after an interval.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
 log = logging.getLogger(__name__)
 
 KINDS = ("fork", "simple", "pool")
+
+
+PRELOADED = (
+    "server.actions.jobs",
+    "server.diagnostics.jobs",
+    "inference.chat",
+    "inference.client",
+    "aiohttp",  # imported lazily by the client: ~300 ms per forked job otherwise
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from server.jobs import QUEUES
     from server.jobs.keyspace import eviction_problem
 
+    # A fork worker forks per job: what the parent has imported, every job inherits.
+    # Importing the job code here saves each job ~300 ms (measured by bench.diagnostics).
+    for module in PRELOADED:
+        importlib.import_module(module)
     kind = getattr(args, "kind", "fork")
     burst = bool(getattr(args, "burst", False))
     try:

@@ -25,9 +25,8 @@ def changed_regions(old: str | None, new: str) -> list[tuple[int, int]]:
     last = max(1, len(new_lines))
     if old is None:
         return [(1, last)]
-    matcher = SequenceMatcher(None, split_lines(old), new_lines, autojunk=False)
     spans: list[tuple[int, int]] = []
-    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+    for tag, _i1, _i2, j1, j2 in opcodes(split_lines(old), new_lines):
         if tag == "equal":
             continue
         if j1 == j2:  # a pure deletion
@@ -36,6 +35,33 @@ def changed_regions(old: str | None, new: str) -> list[tuple[int, int]]:
         else:
             spans.append((j1 + 1, j2))
     return _merged(spans)
+
+
+Opcode = tuple[str, int, int, int, int]
+
+
+def opcodes(a: list[str], b: list[str]) -> list[Opcode]:
+    """difflib's opcodes from `a` to `b`, with the common head and tail skipped first.
+
+    A save usually changes a few lines of a long file: comparing only the middle
+    keeps a 5,000-line file at a few ms instead of ~200 ms (SequenceMatcher without
+    autojunk is quadratic-ish in what it is given).
+    """
+    shortest = min(len(a), len(b))
+    head = 0
+    while head < shortest and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < shortest - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    found: list[Opcode] = [("equal", 0, head, 0, head)] if head else []
+    middle = SequenceMatcher(None, a[head : len(a) - tail], b[head : len(b) - tail], autojunk=False)
+    for tag, i1, i2, j1, j2 in middle.get_opcodes():
+        if i1 != i2 or j1 != j2:
+            found.append((tag, i1 + head, i2 + head, j1 + head, j2 + head))
+    if tail:
+        found.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
+    return found
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -55,8 +81,8 @@ def carry_over(diagnostics: list[Diagnostic], old: str, new: str) -> list[Diagno
     change; it moves with that block (columns unchanged). One touching a changed
     line is dropped: the code it was about is gone or different.
     """
-    matcher = SequenceMatcher(None, split_lines(old), split_lines(new), autojunk=False)
-    blocks = [(i1, i2, j1) for tag, i1, i2, j1, _j2 in matcher.get_opcodes() if tag == "equal"]
+    ops = opcodes(split_lines(old), split_lines(new))
+    blocks = [(i1, i2, j1) for tag, i1, i2, j1, _j2 in ops if tag == "equal"]
     moved: list[Diagnostic] = []
     for d in diagnostics:
         for i1, i2, j1 in blocks:

@@ -109,8 +109,10 @@ class DiagnosticsService:
         await self._check(snapshot)
 
     async def saved(self, snapshot: Snapshot) -> None:
-        if await self._check(snapshot):
-            self._schedule_review(snapshot)
+        # The review needs no lint result: it starts (after its debounce) while the
+        # static checks run, and each publishes when it is ready.
+        self._schedule_review(snapshot)
+        await self._check(snapshot)
 
     def closed(self, uri: str) -> None:
         state = self._states.pop(uri, None)
@@ -192,7 +194,9 @@ class DiagnosticsService:
         d = self.settings.diagnostics
         if not self._wants_review(snapshot) or len(snapshot.text) > d.max_file_chars:
             return
-        state = self._states[snapshot.uri]
+        if looks_binary(snapshot.text):
+            return
+        state = self._states.setdefault(snapshot.uri, _State())
         state.review_generation += 1
         if state.pending is not None and not state.pending.done():
             state.pending.cancel()  # still debouncing: this save replaces it
@@ -226,7 +230,7 @@ class DiagnosticsService:
             log.info("review of %s: cached, no model call", snapshot.uri)
             await self._apply_review(snapshot, state, generation, _decode(cached))
             return
-        regions = changes.changed_regions(state.reviewed.text, text)
+        regions = await asyncio.to_thread(changes.changed_regions, state.reviewed.text, text)
         if not regions:
             return
         d = self.settings.diagnostics

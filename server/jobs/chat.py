@@ -9,6 +9,7 @@ which makes vLLM stop generating.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from server.jobs.execution import JobCancelled, cancelled
@@ -21,11 +22,27 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 60.0  # silence allowed inside a chat stream (a loaded CPU engine is slow)
 
 
+# url -> (when asked, first served model): jobs in one process (the in-process runner,
+# a simple worker) ask the server once a while, not once per job.
+_SERVED: dict[str, tuple[float, str]] = {}
+SERVED_TTL_S = 30.0
+
+
 def model_for(endpoint: dict[str, Any]) -> str:
-    """The endpoint's model, or the first one its server lists (asked once per job)."""
+    """The endpoint's model, or the first one its server lists."""
     model = endpoint.get("model")
     if model:
         return str(model)
+    url = str(endpoint["url"])
+    known = _SERVED.get(url)
+    if known is not None and time.monotonic() - known[0] < SERVED_TTL_S:
+        return known[1]
+    first = _first_served(endpoint)
+    _SERVED[url] = (time.monotonic(), first)
+    return first
+
+
+def _first_served(endpoint: dict[str, Any]) -> str:
     import asyncio
 
     from inference.client import InferenceClient
@@ -57,6 +74,7 @@ def chat(
     Raises JobCancelled once the job is cancelled.
     """
     from inference.chat import ChatCancelled, ChatRequest, chat_sync
+    from inference.errors import ModelNotFound
 
     request = ChatRequest(
         model=model_for(endpoint),
@@ -75,6 +93,9 @@ def chat(
         )
     except ChatCancelled:
         raise JobCancelled("cancelled") from None
+    except ModelNotFound:
+        _SERVED.pop(str(endpoint["url"]), None)  # the server now serves another model
+        raise
     log.info(
         "chat %s: %s tokens in %.0f ms (%s)",
         request.model,

@@ -57,7 +57,8 @@ class RqRunner:
         result_ttl_s: int = RESULT_TTL_S,
         failure_ttl_s: int = FAILURE_TTL_S,
         retry_intervals_s: tuple[int, ...] = RETRY_INTERVALS_S,
-        poll_s: float = 0.1,
+        poll_s: float = 0.01,
+        max_poll_s: float = 0.25,
         connect_timeout_s: float = 2.0,
         resubmit_lost: bool = True,
     ) -> None:
@@ -70,7 +71,10 @@ class RqRunner:
         self._result_ttl_s = result_ttl_s
         self._failure_ttl_s = failure_ttl_s
         self._retry_intervals_s = retry_intervals_s
+        # Polls start fast (a review's job is done in tens of ms) and slow down
+        # geometrically, so a job that takes a minute costs a few Redis reads per second.
         self._poll_s = poll_s
+        self._max_poll_s = max(poll_s, max_poll_s)
         self._resubmit_lost = resubmit_lost
         self._queues: dict[str, Queue] = {}
 
@@ -178,6 +182,7 @@ class RqRunner:
         last: JobStatus | None = None
         problem = ""
         resubmitted = False
+        pause = self._poll_s
         while True:
             try:
                 state = await asyncio.to_thread(self._poll_sync, handle.job_id)
@@ -203,7 +208,8 @@ class RqRunner:
                 last = state
             if loop.time() >= deadline:
                 return self._gave_up(handle, last, bound, problem if state == _UNREACHABLE else "")
-            await asyncio.sleep(self._poll_s)
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, self._max_poll_s)
 
     @staticmethod
     def _gave_up(

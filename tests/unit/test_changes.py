@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.diagnostics.changes import carry_over, changed_regions, in_regions
+from server.diagnostics.changes import carry_over, changed_regions, in_regions, opcodes
 from server.diagnostics.types import Diagnostic, Severity
 
 BASE = "".join(f"line {i}\n" for i in range(1, 11))  # "line 1\n" .. "line 10\n"
@@ -107,3 +107,30 @@ def test_in_regions_is_an_overlap_of_0_and_1_based_lines(
     start: int, end: int, regions: list[tuple[int, int]], inside: bool
 ) -> None:
     assert in_regions(review(start, end), regions) is inside
+
+
+def test_opcodes_skip_the_common_head_and_tail_and_still_describe_the_edit() -> None:
+    import random
+
+    rng = random.Random(5)
+    words = ["a\n", "b\n", "c\n", "pass\n", "\n", "x = 1\n"]
+    for _ in range(300):
+        a = [rng.choice(words) for _ in range(rng.randint(0, 30))]
+        b = list(a)
+        for _ in range(rng.randint(0, 3)):
+            at = rng.randint(0, len(b))
+            b[at : at + rng.randint(0, 2)] = [rng.choice(words) for _ in range(rng.randint(0, 2))]
+        rebuilt: list[str] = []
+        for tag, i1, i2, j1, j2 in opcodes(a, b):
+            if tag == "equal":
+                assert a[i1:i2] == b[j1:j2]
+                rebuilt += a[i1:i2]
+            else:
+                rebuilt += b[j1:j2]
+        assert rebuilt == b
+
+
+def test_one_edited_line_in_a_long_file_is_found_exactly() -> None:
+    old = "".join(f"line_{i} = {i}\n" for i in range(5000))
+    new = old.replace("line_2500 = 2500\n", "line_2500 = -1\n")
+    assert changed_regions(old, new) == [(2501, 2501)]
