@@ -135,7 +135,8 @@ def build_services(
         settings,
         jobs=jobs,
         models=models,
-        cache=cache,
+        # Without Redis, reviews get their own memory: typing must not evict them.
+        cache=cache if settings.redis_url else MemoryCache(capacity=512),
         notifier=notifier,
         documents=documents,
         publish=publish,

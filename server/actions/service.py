@@ -133,6 +133,9 @@ class ActionService:
                 fix = _ready_fix(problem.data)
                 if fix is not None:
                     data["fix"] = fix
+                    replaces = problem.data.get("replaces")  # _ready_fix: data is a dict
+                    if isinstance(replaces, str):
+                        data["replaces"] = replaces
                 title = f"Fix with Zi: {_first_line(problem.message)}"
                 found.append(Offer(title, QUICKFIX, data, problem.index))
         if doc.language_id == "python":
@@ -170,6 +173,11 @@ class ActionService:
         if not 0 <= start < end <= max(len(lines), 1):
             raise ActionError("the action's lines are outside the document; ask again")
         if action == "fix" and isinstance(data.get("fix"), str):
+            replaces = data.get("replaces")
+            if isinstance(replaces, str) and "".join(lines[start:end]) != replaces:
+                raise ActionError(
+                    "not applied: these lines changed since the review; save to review again"
+                )
             new_text = _as_lines(data["fix"], lines[start:end])
             edit = self._checked_edit(snapshot, start, end, new_text)
             return Resolution((self._rebased(edit, snapshot),), summary="applied the suggested fix")

@@ -39,6 +39,10 @@ def changed_regions(old: str | None, new: str) -> list[tuple[int, int]]:
 
 Opcode = tuple[str, int, int, int, int]
 
+# Beyond this many line pairs between the first and the last edit, lines are not matched:
+# SequenceMatcher without autojunk takes ~1 s on 3,000 x 3,000 lines full of repeats.
+MAX_MATCHED = 1_000_000
+
 
 def opcodes(a: list[str], b: list[str]) -> list[Opcode]:
     """difflib's opcodes from `a` to `b`, with the common head and tail skipped first.
@@ -55,10 +59,16 @@ def opcodes(a: list[str], b: list[str]) -> list[Opcode]:
     while tail < shortest - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
         tail += 1
     found: list[Opcode] = [("equal", 0, head, 0, head)] if head else []
-    middle = SequenceMatcher(None, a[head : len(a) - tail], b[head : len(b) - tail], autojunk=False)
-    for tag, i1, i2, j1, j2 in middle.get_opcodes():
-        if i1 != i2 or j1 != j2:
-            found.append((tag, i1 + head, i2 + head, j1 + head, j2 + head))
+    a_mid, b_mid = a[head : len(a) - tail], b[head : len(b) - tail]
+    if len(a_mid) * len(b_mid) > MAX_MATCHED:
+        # Edits far apart in a big file: call everything between them changed rather
+        # than spend seconds matching (their findings are dropped, the lines re-reviewed).
+        found.append(("replace", head, len(a) - tail, head, len(b) - tail))
+    else:
+        middle = SequenceMatcher(None, a_mid, b_mid, autojunk=False)
+        for tag, i1, i2, j1, j2 in middle.get_opcodes():
+            if i1 != i2 or j1 != j2:
+                found.append((tag, i1 + head, i2 + head, j1 + head, j2 + head))
     if tail:
         found.append(("equal", len(a) - tail, len(a), len(b) - tail, len(b)))
     return found

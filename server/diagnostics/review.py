@@ -225,14 +225,16 @@ def clamp(finding: Finding, line_count: int) -> Finding | None:
     start, end = max(start, 1), min(end, line_count)
     if (start, end) == (finding.line_start, finding.line_end):
         return finding
-    return finding.model_copy(update={"line_start": start, "line_end": end})
+    # The fix was written for lines that are not all there: it cannot replace these.
+    return finding.model_copy(update={"line_start": start, "line_end": end, "fix": None})
 
 
 def to_diagnostics(findings: list[Finding], document: str) -> list[Diagnostic]:
     """The findings as diagnostics on `document`, from the first non-blank character of
     the first line to the end of the last; findings off the document or without a message
     are dropped."""
-    lines = [line.rstrip("\r\n") for line in split_lines(document)]
+    raw_lines = split_lines(document)
+    lines = [line.rstrip("\r\n") for line in raw_lines]
     diagnostics: list[Diagnostic] = []
     for raw in findings:
         finding = clamp(raw, len(lines))
@@ -244,6 +246,8 @@ def to_diagnostics(findings: list[Finding], document: str) -> list[Diagnostic]:
         data: dict[str, Any] = {"category": category}
         if finding.fix is not None:
             data["fix"] = finding.fix
+            # What the fix replaces: the quick fix refuses to apply over other text.
+            data["replaces"] = "".join(raw_lines[finding.line_start - 1 : finding.line_end])
         diagnostics.append(
             Diagnostic(
                 start_line=finding.line_start - 1,

@@ -1,35 +1,33 @@
 """Diagnostics per document: static checks at once, then an AI review of what changed.
 
 On open and on save the static checks (tree-sitter syntax errors, the Python
-linter) run off the event loop and are published at once. A save also schedules a
-review (debounced): the regions changed since the last *completed* review go to the
-chat model as a job; its findings replace the previous review's on those lines and
-keep it elsewhere. Results are cached by content, so saving content that was
+linter) run off the event loop and are published at once. A save also asks for a
+review (debounced): the lines changed since the last applied review go to the
+chat model as a job; its findings replace the previous review's on those lines
+and keep it elsewhere. Reviews are cached by content, so saving content that was
 reviewed before republishes without a model call.
 
-Every group of diagnostics (static, review, notices) is stored with the text it
-was computed on. A publish moves each group onto the document as it is now (lines
-that did not change keep their findings; findings on changed lines are dropped),
-so static and review results never overwrite each other and never point at the
-wrong lines. A result superseded by a newer one (an older save's review arriving
-after a newer save's) is dropped.
+Reviews of one document run one at a time: a save while one runs waits for it,
+then the newest save is reviewed (saves in between are skipped, their changes are
+in the newest). So a user who saves faster than the model answers still sees
+every review land, and the model gets no backlog. A review older than the one
+shown (a cache hit for a newer save came first) is dropped.
+
+Every group of diagnostics keeps the text it was computed on; a publish places
+each group on the document as it is now (see ``state``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from server.actions.types import Snapshot
 from server.cache import CompletionCache
-from server.diagnostics import changes
-from server.diagnostics.review import PROMPT_VERSION
+from server.diagnostics import changes, review, state
+from server.diagnostics.state import DocState, Group
 from server.diagnostics.static import looks_binary, static_diagnostics
 from server.diagnostics.types import Diagnostic, Severity
 from server.jobs import BACKGROUND_QUEUE
@@ -45,38 +43,9 @@ log = logging.getLogger(__name__)
 STATIC_MAX_CHARS = 2_000_000  # beyond this, even the static checks are skipped (with a notice)
 REVIEW_CACHE_TTL_S = 86_400
 _REVIEW_JOB = "server.diagnostics.jobs.review_document"
+_PUBLISH_TRIES = 3  # a document edited while its diagnostics were placed: place them again
 
 Publish = Callable[[str, "int | None", list[Diagnostic]], None]
-
-
-@dataclass
-class _Group:
-    """Diagnostics and the text they were computed on."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-    text: str | None = None
-
-    def on(self, text: str) -> list[Diagnostic]:
-        """The items moved onto `text` (kept in place when they already are)."""
-        if self.text is None or self.text == text:
-            return self.items
-        self.items = changes.carry_over(self.items, self.text, text)
-        self.text = text
-        return self.items
-
-
-@dataclass
-class _State:
-    static: _Group = field(default_factory=_Group)
-    notices: _Group = field(default_factory=_Group)
-    shown_review: _Group = field(default_factory=_Group)
-    # The last completed review, exactly as computed: the base for "what changed".
-    reviewed: _Group = field(default_factory=_Group)
-    static_generation: int = 0
-    review_generation: int = 0
-    pending: asyncio.Task[None] | None = None
-    # Publishes move groups onto the current text in worker threads: one at a time.
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class DiagnosticsService:
@@ -100,8 +69,7 @@ class DiagnosticsService:
         self.documents = documents
         self.publish = publish
         self.syntax = syntax or Syntax()
-        self._states: dict[str, _State] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._states: dict[str, DocState] = {}
 
     # -- events -------------------------------------------------------------------------
 
@@ -115,74 +83,87 @@ class DiagnosticsService:
         await self._check(snapshot)
 
     def closed(self, uri: str) -> None:
-        state = self._states.pop(uri, None)
-        if state is not None and state.pending is not None:
-            state.pending.cancel()
+        doc = self._states.pop(uri, None)
+        for task in doc.tasks() if doc is not None else ():
+            task.cancel()  # a running review's job is cancelled with it
         self.publish(uri, None, [])  # the client forgets a closed file's diagnostics
 
-    async def current(self, uri: str) -> tuple[str, list[Diagnostic]]:
-        """Pull diagnostics: (result id, items) for the document as it is now."""
+    async def adopt(self, previous: DiagnosticsService) -> None:
+        """Take over `previous`'s documents after a settings change, and check them again
+        under the new settings (reviews stay; in-flight ones were cancelled)."""
+        for uri, doc in previous._states.items():
+            self._states[uri] = DocState(
+                static=doc.static,
+                notices=doc.notices,
+                review=doc.review,
+                review_generation=doc.review_generation,
+                applied_generation=doc.applied_generation,
+            )
+        for uri in list(self._states):
+            snapshot = self.documents(uri)
+            if snapshot is not None:
+                await self._check(snapshot)
+
+    async def current(self, uri: str) -> tuple[str, list[Diagnostic], str]:
+        """Pull diagnostics: (result id, items, the text they are placed on)."""
         snapshot = self.documents(uri)
         if snapshot is None:
-            return "0", []
-        state = self._states.get(uri)
-        if state is None or state.static.text is None:
+            return "0", [], ""
+        doc = self._states.get(uri)
+        if doc is None or doc.static.text is None:
             await self._check(snapshot, publish=False)
-            state = self._states.get(uri)
-        if state is None:
-            return "0", []
-        items = await asyncio.to_thread(self._merged, state, snapshot.text)
-        return _result_id(items), items
+            doc = self._states.get(uri)
+        if doc is None:
+            return "0", [], snapshot.text
+        items = await asyncio.to_thread(self._merged, doc, snapshot.text)
+        return state.result_id(items), items, snapshot.text
 
     async def aclose(self) -> None:
         """Stop pending reviews (the job gateway is closed by its owner)."""
-        for task in list(self._tasks):
+        tasks = [task for doc in self._states.values() for task in doc.tasks()]
+        for task in tasks:
             task.cancel()
-        self._states.clear()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- static checks ------------------------------------------------------------------
 
-    async def _check(self, snapshot: Snapshot, *, publish: bool = True) -> bool:
-        """Static diagnostics for `snapshot`, published; False when the file is not checked."""
+    async def _check(self, snapshot: Snapshot, *, publish: bool = True) -> None:
+        if self.documents(snapshot.uri) is None:
+            return  # closed before this ran
         d = self.settings.diagnostics
-        state = self._states.setdefault(snapshot.uri, _State())
-        state.static_generation += 1
-        generation = state.static_generation
+        doc = self._states.setdefault(snapshot.uri, DocState())
+        doc.static_generation += 1
+        generation = doc.static_generation
         text = snapshot.text
         notices: list[Diagnostic] = []
         found: list[Diagnostic] = []
-        checked = True
         if looks_binary(text):
             log.info("%s looks binary: no diagnostics", snapshot.uri)
-            checked = False
         elif len(text) > STATIC_MAX_CHARS:
             notices.append(_notice(f"Zi skipped this file's checks: {_too_big(len(text))}"))
-            checked = False
-        elif d.enabled:
-            found = await asyncio.to_thread(
-                static_diagnostics,
-                self.syntax,
-                snapshot.language_id,
-                text,
-                path=str(snapshot.path) if snapshot.path else None,
-                linter=d.linter,
-            )
-        if checked and self._wants_review(snapshot) and len(text) > d.max_file_chars:
-            notices.append(
-                _notice(
-                    f"Zi did not review this file: {len(text):,} characters, more than "
-                    f"zi.diagnostics.max_file_chars ({d.max_file_chars:,})"
+        else:
+            if d.enabled:
+                found = await asyncio.to_thread(
+                    static_diagnostics,
+                    self.syntax,
+                    snapshot.language_id,
+                    text,
+                    path=str(snapshot.path) if snapshot.path else None,
+                    linter=d.linter,
                 )
-            )
-        if generation != state.static_generation or self._states.get(snapshot.uri) is not state:
-            return False  # a newer save (or a close) got here first
-        state.static = _Group(found, text)
-        state.notices = _Group(notices, text)
-        if not checked:
-            state.shown_review = _Group()
+            if self._wants_review(snapshot) and len(text) > d.max_file_chars:
+                notices.append(
+                    _notice(
+                        f"Zi did not review this file: {len(text):,} characters, more than "
+                        f"zi.diagnostics.max_file_chars ({d.max_file_chars:,})"
+                    )
+                )
+        if generation != doc.static_generation or self._states.get(snapshot.uri) is not doc:
+            return  # a newer check (or a close) got here first
+        doc.static = Group(tuple(found), text)
+        doc.notices = Group(tuple(notices), text)
         if publish:
             await self._publish(snapshot.uri)
-        return checked
 
     # -- review ----------------------------------------------------------------------
 
@@ -192,52 +173,90 @@ class DiagnosticsService:
 
     def _schedule_review(self, snapshot: Snapshot) -> None:
         d = self.settings.diagnostics
-        if not self._wants_review(snapshot) or len(snapshot.text) > d.max_file_chars:
+        if (
+            not self._wants_review(snapshot)
+            or len(snapshot.text) > d.max_file_chars
+            or not snapshot.text.strip()
+            or looks_binary(snapshot.text)
+            or self.documents(snapshot.uri) is None
+        ):
             return
-        if looks_binary(snapshot.text):
-            return
-        state = self._states.setdefault(snapshot.uri, _State())
-        state.review_generation += 1
-        if state.pending is not None and not state.pending.done():
-            state.pending.cancel()  # still debouncing: this save replaces it
-        task = asyncio.get_running_loop().create_task(
-            self._review(snapshot, state, state.review_generation)
+        doc = self._states.setdefault(snapshot.uri, DocState())
+        doc.review_generation += 1
+        if doc.debounce is not None and not doc.debounce.done():
+            doc.debounce.cancel()  # saves within the debounce: the last one is reviewed
+        doc.debounce = asyncio.get_running_loop().create_task(
+            self._after_debounce(snapshot, doc, doc.review_generation)
         )
-        state.pending = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def _review(self, snapshot: Snapshot, state: _State, generation: int) -> None:
+    async def _after_debounce(self, snapshot: Snapshot, doc: DocState, generation: int) -> None:
         await asyncio.sleep(self.settings.diagnostics.debounce_ms / 1000)
-        state.pending = None  # from here on, a newer save does not cancel this review
         try:
-            await self._review_now(snapshot, state, generation)
-        except asyncio.CancelledError:
-            raise
+            if await self._from_cache(snapshot, doc, generation):
+                return
         except Exception:
-            log.exception("review of %s failed", snapshot.uri)
+            log.exception("review cache of %s failed", snapshot.uri)
+        doc.wanted = (snapshot, generation)
+        if doc.worker is None or doc.worker.done():
+            doc.worker = asyncio.get_running_loop().create_task(self._reviews(doc))
 
-    async def _review_now(self, snapshot: Snapshot, state: _State, generation: int) -> None:
-        text = snapshot.text
-        if state.reviewed.text == text:
-            return  # reviewed already; the save's publish showed it
+    async def _reviews(self, doc: DocState) -> None:
+        """Review this document's newest wanted save, until none is waiting."""
+        while doc.wanted is not None:
+            snapshot, generation = doc.wanted
+            doc.wanted = None
+            try:
+                await self._review(snapshot, doc, generation)
+            except Exception:
+                log.exception("review of %s failed", snapshot.uri)
+
+    def _cache_key(self, snapshot: Snapshot, endpoint_parts: tuple[str, ...]) -> str:
+        d = self.settings.diagnostics
+        parts = (
+            review.PROMPT_VERSION,
+            *endpoint_parts,
+            snapshot.language_id,
+            str(d.max_file_chars),
+            str(d.max_tokens),
+        )
+        return state.cache_key(parts, snapshot.text)
+
+    def _endpoint(self, snapshot: Snapshot) -> tuple[dict[str, Any], tuple[str, ...]] | None:
         endpoint = self.models.chat(snapshot.language_id)
         if endpoint is None:
-            return  # the router told the user why
-        key = _cache_key(endpoint.url, endpoint.model, snapshot.language_id, text)
-        cached = await self.cache.get(key)
-        if cached is not None:
-            log.info("review of %s: cached, no model call", snapshot.uri)
-            await self._apply_review(snapshot, state, generation, _decode(cached))
+            return None  # the router told the user why
+        return endpoint.as_job_arg(), (endpoint.url, endpoint.model or "")
+
+    async def _from_cache(self, snapshot: Snapshot, doc: DocState, generation: int) -> bool:
+        if doc.review.text == snapshot.text:
+            await self._apply(snapshot, doc, generation, list(doc.review.items))
+            return True
+        found = self._endpoint(snapshot)
+        if found is None:
+            return True  # nothing to review with
+        cached = await self.cache.get(self._cache_key(snapshot, found[1]))
+        items = state.decode(cached) if cached is not None else None
+        if items is None:
+            return False
+        log.info("review of %s: cached, no model call", snapshot.uri)
+        await self._apply(snapshot, doc, generation, items)
+        return True
+
+    async def _review(self, snapshot: Snapshot, doc: DocState, generation: int) -> None:
+        if await self._from_cache(snapshot, doc, generation):
+            return  # another editor (shared cache) or an undo got there first
+        found = self._endpoint(snapshot)
+        if found is None:
             return
-        regions = await asyncio.to_thread(changes.changed_regions, state.reviewed.text, text)
-        if not regions:
-            return
+        endpoint, parts = found
+        text = snapshot.text
+        base = doc.review
+        regions = await asyncio.to_thread(changes.changed_regions, base.text, text)
         d = self.settings.diagnostics
         spec = JobSpec(
             function=_REVIEW_JOB,
             kwargs={
-                "endpoint": endpoint.as_job_arg(),
+                "endpoint": endpoint,
                 "options": {
                     "max_tokens": d.max_tokens,
                     "temperature": d.temperature,
@@ -257,53 +276,50 @@ class DiagnosticsService:
             self.notifier.problem("review", f"AI review failed: {reason}", level=Level.WARNING)
             return
         self.notifier.resolved("review", "AI review works again")
-        from server.diagnostics.review import Finding, to_diagnostics
-
-        findings = [Finding.model_validate(f) for f in result.value["findings"]]
-        before = state.reviewed
-        kept = await asyncio.to_thread(changes.carry_over, before.items, before.text or "", text)
-        fresh = to_diagnostics(findings, text)
-        merged = [d for d in kept if not changes.in_regions(d, regions)] + fresh
-        await self.cache.set(key, _encode(merged), REVIEW_CACHE_TTL_S)
+        findings = [review.Finding.model_validate(f) for f in result.value["findings"]]
+        kept = await asyncio.to_thread(base.on, text)
+        fresh = review.to_diagnostics(findings, text)
+        items = [d for d in kept if not changes.in_regions(d, regions)] + fresh
+        await self.cache.set(
+            self._cache_key(snapshot, parts), state.encode(items), REVIEW_CACHE_TTL_S
+        )
         log.info(
             "review of %s: %d finding(s) in %d region(s), %d kept from before",
             snapshot.uri,
             len(fresh),
             len(regions),
-            len(merged) - len(fresh),
+            len(items) - len(fresh),
         )
-        await self._apply_review(snapshot, state, generation, merged)
+        await self._apply(snapshot, doc, generation, items)
 
-    async def _apply_review(
-        self, snapshot: Snapshot, state: _State, generation: int, items: list[Diagnostic]
+    async def _apply(
+        self, snapshot: Snapshot, doc: DocState, generation: int, items: list[Diagnostic]
     ) -> None:
-        if generation != state.review_generation or self._states.get(snapshot.uri) is not state:
+        if generation <= doc.applied_generation or self._states.get(snapshot.uri) is not doc:
             log.info("review of %s v%s is stale: dropped", snapshot.uri, snapshot.version)
             return
-        state.reviewed = _Group(list(items), snapshot.text)
-        state.shown_review = _Group(list(items), snapshot.text)
+        doc.applied_generation = generation
+        doc.review = Group(tuple(items), snapshot.text)
         await self._publish(snapshot.uri)
 
     # -- publishing ----------------------------------------------------------------------
 
     async def _publish(self, uri: str) -> None:
-        snapshot = self.documents(uri)
-        state = self._states.get(uri)
-        if snapshot is None or state is None:
-            return
-        items = await asyncio.to_thread(self._merged, state, snapshot.text)
-        current = self.documents(uri)
-        if current is None or current.version != snapshot.version:
-            # Edited meanwhile: the next publish (or the client's pull) places them.
-            log.debug("publish for %s v%s skipped: edited", uri, snapshot.version)
-            return
-        self.publish(uri, snapshot.version, items)
+        for _ in range(_PUBLISH_TRIES):
+            snapshot = self.documents(uri)
+            doc = self._states.get(uri)
+            if snapshot is None or doc is None:
+                return
+            items = await asyncio.to_thread(self._merged, doc, snapshot.text)
+            current = self.documents(uri)
+            if current is not None and current.version == snapshot.version:
+                self.publish(uri, snapshot.version, items)
+                return
+        log.debug("publish for %s skipped: the document keeps changing", uri)
 
-    def _merged(self, state: _State, text: str) -> list[Diagnostic]:
-        least = Severity.from_name(self.settings.diagnostics.min_severity)
-        with state.lock:
-            review = [d for d in state.shown_review.on(text) if d.severity <= least]
-            return [*state.notices.on(text), *state.static.on(text), *review]
+    def _merged(self, doc: DocState, text: str) -> list[Diagnostic]:
+        d = self.settings.diagnostics
+        return state.merged(doc, text, Severity.from_name(d.min_severity), d.review)
 
 
 def _sendable(text: str) -> str:
@@ -312,11 +328,7 @@ def _sendable(text: str) -> str:
     They cannot be encoded as UTF-8, so neither Redis nor the model server could take
     them; one character for one keeps every line and column where it was.
     """
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _notice(message: str) -> Diagnostic:
@@ -325,29 +337,3 @@ def _notice(message: str) -> Diagnostic:
 
 def _too_big(chars: int) -> str:
     return f"{chars:,} characters, more than {STATIC_MAX_CHARS:,}"
-
-
-def _cache_key(url: str, model: str | None, language_id: str, text: str) -> str:
-    digest = hashlib.sha256()
-    for part in (PROMPT_VERSION, url, model or "", language_id):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    digest.update(text.encode("utf-8", "surrogatepass"))
-    return f"zi:review:{digest.hexdigest()}"
-
-
-def _encode(items: list[Diagnostic]) -> str:
-    return json.dumps([asdict(d) for d in items])
-
-
-def _decode(raw: str) -> list[Diagnostic]:
-    out = []
-    for item in json.loads(raw):
-        item["severity"] = Severity(item["severity"])
-        out.append(Diagnostic(**item))
-    return out
-
-
-def _result_id(items: list[Diagnostic]) -> str:
-    digest = hashlib.sha256(repr([d.key() for d in items]).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:16]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.jobs.runner import InProcessRunner, JobQueueUnavailable, JobRunner, build_runner
-from server.jobs.spec import JobResult, JobSpec
+from server.jobs.spec import JobHandle, JobResult, JobSpec, JobStatus
 from server.notify import Level, Notifier
 from server.settings import Settings
 
@@ -70,12 +70,16 @@ class JobGateway:
                         str(current.get("message") or "working"),
                         int(percentage) if isinstance(percentage, int | float) else None,
                     )
-            return waiting.result()
+            result = waiting.result()
         except asyncio.CancelledError:
             waiting.cancel()
             log.info("cancelling job %s", handle.job_id)
-            await asyncio.shield(runner.cancel(handle))
+            await asyncio.shield(_cancel(runner, handle))
             raise
+        if result.status is JobStatus.TIMEOUT:
+            # Given up on: a job still queued (no worker) must not run for nobody later.
+            await _cancel(runner, handle)
+        return result
 
     def _local_runner(self) -> InProcessRunner:
         if self._fallback is None:
@@ -92,3 +96,10 @@ class JobGateway:
             await self._runner.aclose()
         if self._fallback is not None:
             await self._fallback.aclose()
+
+
+async def _cancel(runner: JobRunner, handle: JobHandle) -> None:
+    try:
+        await runner.cancel(handle)
+    except Exception as exc:  # Redis gone: the job ends by its own timeout
+        log.warning("could not cancel job %s: %s", handle.job_id, exc)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities
 
 from server.lsp.convert import offset_at
@@ -293,7 +294,11 @@ async def test_review_findings_arrive_as_zi_review_diagnostics_on_the_right_line
     assert (bug.range.start.line, bug.range.end.line) == (RETURN_LINE, RETURN_LINE)
     assert bug.range.start.character == 4  # from the first non-blank character
     assert bug.severity == types.DiagnosticSeverity.Error and bug.code == "bug"
-    assert bug.data == {"fix": DIVISION_FIX, "category": "bug"}
+    assert bug.data == {
+        "fix": DIVISION_FIX,
+        "category": "bug",
+        "replaces": "    return total / len(values)\n",
+    }
     assert (style.range.start.line, style.range.end.line) == (3, 6)
     assert style.severity == types.DiagnosticSeverity.Information and "fix" not in style.data
     assert by_source(list(params.diagnostics), "ruff") != []  # merged, not replaced
@@ -392,6 +397,34 @@ async def test_a_quick_fix_built_from_a_finding_applies_its_fix_without_a_model_
     assert len(scripted_model.chat_requests) == 1  # the review's only
 
 
+async def test_a_finding_fix_is_not_applied_over_lines_that_changed(
+    start_server: StartServer, workspace: Path, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.chat_reply_with(review_json(finding(8, fix=DIVISION_FIX)))
+    client, published = await launch(start_server, workspace)
+    uri = uri_of(workspace)
+    open_document(client, uri, MODULE)
+    save(client, uri)
+    params = await published.wait(uri, has_review)
+    (diagnostic,) = by_source(list(params.diagnostics), "zi-review")
+    # The user rewrites the line; a push client keeps showing the old diagnostic.
+    replace_all(
+        client, uri, 2, MODULE.replace("total / len(values)", "total / max(len(values), 1)")
+    )
+
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic], only=["quickfix"]),
+        )
+    )
+    assert actions is not None
+    (action,) = [a for a in actions if isinstance(a, types.CodeAction)]
+    with pytest.raises(JsonRpcException, match="these lines changed since the review"):
+        await client.code_action_resolve_async(action)
+
+
 async def test_a_stale_review_never_overwrites_a_newer_one(
     start_server: StartServer,
     workspace: Path,
@@ -406,22 +439,42 @@ async def test_a_stale_review_never_overwrites_a_newer_one(
     scripted_model.chat_reply_with(reply)
     client, published = await launch(start_server, workspace, **runner_env)
     uri = uri_of(workspace)
-    old = "# OLD_MARKER\n" + MODULE
-    open_document(client, uri, old)
-    save(client, uri)  # reviewed slowly
-    scripted_model.wait_for_chat_requests(1, timeout=20)
-    replace_all(client, uri, 2, "# new\n" + MODULE)
-    save(client, uri)  # reviewed at once (or after the old one, with one worker)
+    open_document(client, uri, MODULE)
+    save(client, uri)  # v1 reviewed at once: "fresh finding"
+    await published.wait(uri, has_review)
+    replace_all(client, uri, 2, "# OLD_MARKER\n" + MODULE)
+    save(client, uri)  # v2 reviewed slowly
+    scripted_model.wait_for_chat_requests(2, timeout=20)
+    replace_all(client, uri, 3, MODULE)
+    save(client, uri)  # v3 = v1's content: its review comes from the cache, at once
 
-    fresh = await published.wait(uri, has_review)
-    await asyncio.sleep(4.0)  # the old review has come back by now
+    fresh = await published.wait(uri, lambda ds: published.last(uri).version == 3)  # type: ignore[union-attr]
+    shown_from = published.all.index(fresh)
+    await asyncio.sleep(4.0)  # v2's review has come back by now
     assert len(scripted_model.chat_requests) == 2
     last = published.last(uri)
-    assert last is not None and last.version == 2
-    messages = [d.message for d in by_source(list(last.diagnostics), "zi-review")]
-    assert messages == ["fresh finding"]
-    assert [d.message for d in by_source(list(fresh.diagnostics), "zi-review")] == messages
-    assert all("stale finding" not in d.message for p in published.all for d in p.diagnostics)
+    assert last is not None and last.version == 3
+    assert [d.message for d in by_source(list(last.diagnostics), "zi-review")] == ["fresh finding"]
+    later = [d.message for p in published.all[shown_from:] for d in p.diagnostics]
+    assert "stale finding" not in later
+
+
+async def test_reviews_keep_landing_while_the_user_keeps_saving(
+    start_server: StartServer, workspace: Path, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.chat_reply_with(Reply(review_json(finding(8)), delay_s=1.0))
+    client, published = await launch(start_server, workspace)
+    uri = uri_of(workspace)
+    open_document(client, uri, MODULE)
+    for version in range(2, 12):  # a save every 0.4 s, each review takes 1 s
+        replace_all(client, uri, version, MODULE + "\n" * version)
+        save(client, uri)
+        await asyncio.sleep(0.4)
+    shown_while_saving = [p.version for p in published.all if has_review(list(p.diagnostics))]
+    await published.wait(uri, lambda ds: has_review(ds) and published.last(uri).version == 11)  # type: ignore[union-attr]
+
+    assert shown_while_saving  # not starved by the saves
+    assert len(scripted_model.chat_requests) <= 6  # one at a time: saves in between skipped
 
 
 async def test_only_changed_regions_are_reviewed_and_other_findings_stay(
@@ -556,7 +609,7 @@ async def test_settings_review_off_languages_min_severity_and_debounce(
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"zi": {"diagnostics": {"review": False}}})
     )
-    await asyncio.sleep(0.5)
+    await published.wait(uri, lambda ds: not has_review(ds) and by_source(ds, "ruff") != [])
     replace_all(client, uri, 5, MODULE + "\n\n\n\n\n\n")
     save(client, uri)
     await published.wait(uri, lambda ds: published.last(uri).version == 5)  # type: ignore[union-attr]

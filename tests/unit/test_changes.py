@@ -134,3 +134,13 @@ def test_one_edited_line_in_a_long_file_is_found_exactly() -> None:
     old = "".join(f"line_{i} = {i}\n" for i in range(5000))
     new = old.replace("line_2500 = 2500\n", "line_2500 = -1\n")
     assert changed_regions(old, new) == [(2501, 2501)]
+
+
+def test_edits_far_apart_in_a_huge_file_mark_everything_between_as_changed() -> None:
+    lines = ["}\n", "\n", "    return x\n"] * 4000
+    old = "".join(lines)
+    new_lines = list(lines)
+    new_lines[10] = "changed\n"
+    new_lines[-10] = "changed too\n"
+    regions = changed_regions(old, "".join(new_lines))
+    assert regions == [(11, len(lines) - 9)]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from server.actions.edits import split_lines
 from server.diagnostics.review import (
     CATEGORIES,
     SCHEMA,
@@ -255,8 +256,17 @@ def test_a_finding_covers_its_code_without_indent_or_line_ending() -> None:
 def test_a_fix_travels_in_the_diagnostic_data() -> None:
     fix = "    return total / len(values) if values else 0.0\r\n"
     (d,) = to_diagnostics([finding(3, 3, fix=fix, category="performance")], SOURCE)
-    assert d.data == {"category": "performance", "fix": fix}
+    assert d.data == {
+        "category": "performance",
+        "fix": fix,
+        "replaces": split_lines(SOURCE)[2],  # what the quick fix checks before applying
+    }
     assert d.code == "performance"
+
+
+def test_a_clamped_finding_loses_its_fix() -> None:
+    (d,) = to_diagnostics([finding(3, 99, fix="x = 1\n")], SOURCE)
+    assert d.data is not None and "fix" not in d.data
 
 
 def test_findings_without_a_message_are_dropped() -> None:

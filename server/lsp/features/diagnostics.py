@@ -70,11 +70,9 @@ async def pull(
     uri = params.text_document.uri
     if ls.services is None or not pulls(ls):
         return types.RelatedFullDocumentDiagnosticReport(items=[])
-    result_id, items = await ls.services.diagnostics.current(uri)
+    result_id, items, text = await ls.services.diagnostics.current(uri)
     if params.previous_result_id == result_id:
         return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
-    doc = snapshot(ls, uri)
-    text = doc.text if doc is not None else ""
     return types.RelatedFullDocumentDiagnosticReport(
         items=to_lsp(items, text, _encoding(ls)), result_id=result_id
     )
@@ -82,12 +80,11 @@ async def pull(
 
 def publisher(ls: ZiLanguageServer) -> Any:
     """The services' sink: publish (push clients) or ask the client to pull (pull clients)."""
-    refreshing: list[asyncio.Task[None]] = []
+    refresh = _Refresher(ls)
 
     def publish(uri: str, version: int | None, items: list[Diagnostic]) -> None:
         if pulls(ls):
-            if not any(not t.done() for t in refreshing):  # one refresh covers every change
-                refreshing[:] = [asyncio.ensure_future(_refresh(ls))]
+            refresh.request()
             return
         doc = snapshot(ls, uri)
         diagnostics = to_lsp(items, doc.text, _encoding(ls)) if doc is not None else []
@@ -98,11 +95,34 @@ def publisher(ls: ZiLanguageServer) -> Any:
     return publish
 
 
-async def _refresh(ls: ZiLanguageServer) -> None:
-    try:
-        await ls.workspace_diagnostic_refresh_async(None)
-    except Exception as exc:  # a client that refuses keeps what it pulled last
-        log.warning("workspace/diagnostic/refresh failed: %s", exc)
+class _Refresher:
+    """`workspace/diagnostic/refresh`, one at a time: a change while one is in flight
+    sends one more after it (one refresh covers every document)."""
+
+    TIMEOUT_S = 10.0  # a client that never answers does not stop later refreshes
+
+    def __init__(self, ls: ZiLanguageServer) -> None:
+        self.ls = ls
+        self.task: asyncio.Task[None] | None = None
+        self.again = False
+
+    def request(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.again = True
+            return
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.again = False
+            try:
+                await asyncio.wait_for(
+                    self.ls.workspace_diagnostic_refresh_async(None), self.TIMEOUT_S
+                )
+            except Exception as exc:  # a client that refuses keeps what it pulled last
+                log.warning("workspace/diagnostic/refresh failed: %s", exc or type(exc).__name__)
+            if not self.again:
+                return
 
 
 def to_lsp(items: list[Diagnostic], text: str, encoding: str) -> list[types.Diagnostic]:

@@ -108,6 +108,7 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
     )
     old.history = old.history if not keep_history else None
     _background(old.aclose(drain_s=30))
+    _background(ls.services.diagnostics.adopt(old.diagnostics))
     old.notifier.info("settings updated from the client")
 
 
