@@ -3,8 +3,9 @@
 Deliberately thin (no pytest-lsp, no lsprotocol types): one reader task parses
 frames and timestamps each response the moment its body is read, so the time a
 request takes is the server's plus a pipe hop, not a client library's.
-Notifications from the server (``window/logMessage`` and the like) are kept
-aside; requests from the server get a null answer.
+Notifications from the server (``window/logMessage``, ``publishDiagnostics``...)
+are kept aside, each with the time it was read (``notification_times``, and
+``wait_notification`` to await one); requests from the server get a null answer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +58,8 @@ class Pending:
 class LspClient:
     proc: asyncio.subprocess.Process
     notifications: list[dict[str, Any]] = field(default_factory=list)
+    notification_times: list[float] = field(default_factory=list)  # perf_counter, when read
+    _notified: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: dict[int, Pending] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _reader_task: asyncio.Task[None] | None = None
@@ -158,6 +162,25 @@ class LspClient:
             self._write({"jsonrpc": "2.0", "id": message["id"], "result": result})
         else:  # window/logMessage, window/showMessage, ...
             self.notifications.append(message)
+            self.notification_times.append(received)
+            self._notified.set()
+
+    async def wait_notification(
+        self, predicate: Callable[[dict[str, Any]], bool], since: int = 0, wait_s: float = 30.0
+    ) -> int:
+        """Index (in `notifications`) of the first one from `since` on that matches `predicate`."""
+        deadline = time.perf_counter() + wait_s
+        while True:
+            for index in range(since, len(self.notifications)):
+                if predicate(self.notifications[index]):
+                    return index
+            since = len(self.notifications)
+            self._notified.clear()
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching notification in {wait_s:g} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._notified.wait(), remaining)
 
     # -- LSP conveniences -------------------------------------------------------
 
@@ -197,6 +220,12 @@ class LspClient:
                 ],
             },
         )
+
+    def did_save(self, uri: str) -> float:
+        """didSave; returns perf_counter just before it was written."""
+        sent = time.perf_counter()
+        self.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+        return sent
 
     def send_inline(self, uri: str, line: int, character: int, trigger: int) -> Pending:
         return self.send_request(

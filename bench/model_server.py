@@ -9,6 +9,10 @@ stdin line with one JSON line on stdout:
 - ``{"cmd": "oracle", "source_file": PATH, "latency_s": D}``: a perfect model of PATH
 - ``{"cmd": "counts"}``: completion/tokenize requests received, streams cancelled
 - ``{"cmd": "requests", "since": N}``: bodies of completion requests N, N+1, ...
+- ``{"cmd": "chat_fixed", "text": T, "delay_s": D}``: every chat completion answers T
+- ``{"cmd": "chat_requests", "since": N}``: bodies of chat requests N, N+1, ... and
+  how many there are in all (``count``)
+- ``{"cmd": "max_model_len", "tokens": N}``: the context window (default 4096)
 
 The standalone ``python -m tests.support.scripted_model`` cannot report what it
 received, which the overhead measurement needs (the exact prompt the server sent).
@@ -29,6 +33,12 @@ def handle(model: ScriptedModel, command: dict[str, Any]) -> dict[str, Any]:
     if cmd == "fixed":
         model.reply_with(Reply(text=command["text"], delay_s=float(command["delay_s"])))
         return {"ok": True}
+    if cmd == "chat_fixed":
+        model.chat_reply_with(Reply(text=command["text"], delay_s=float(command["delay_s"])))
+        return {"ok": True}
+    if cmd == "max_model_len":
+        model.max_model_len = int(command["tokens"])
+        return {"ok": True}
     if cmd == "oracle":
         source = Path(command["source_file"]).read_text(encoding="utf-8")
         model.reply_with(oracle_reply(source, float(command["latency_s"])))
@@ -45,6 +55,9 @@ def handle(model: ScriptedModel, command: dict[str, Any]) -> dict[str, Any]:
             }
         if cmd == "requests":
             return {"ok": True, "requests": model.requests[int(command.get("since", 0)) :]}
+        if cmd == "chat_requests":
+            bodies = model.chat_requests[int(command.get("since", 0)) :]
+            return {"ok": True, "requests": bodies, "count": len(model.chat_requests)}
     return {"ok": False, "error": f"unknown command {cmd!r}"}
 
 
