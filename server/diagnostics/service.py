@@ -80,7 +80,11 @@ class DiagnosticsService:
 
     async def _off_loop(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            future = loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except RuntimeError:  # closed (a settings change replaced this service): stop here
+            raise asyncio.CancelledError from None
+        return await future
 
     # -- events -------------------------------------------------------------------------
 

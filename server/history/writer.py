@@ -79,7 +79,9 @@ class HistoryWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything recorded so far is written (tests, shutdown)."""
         if self._buffer and self._loop is not None:
-            if _running_loop() is self._loop:
+            # On the loop, or with the loop gone (the process is ending): no one else
+            # touches the buffer, so hand it over from here.
+            if _running_loop() is self._loop or not self._loop.is_running():
                 self._hand_over()
             else:
                 self._loop.call_soon_threadsafe(self._hand_over)

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from lsprotocol import types
+
 from tests.e2e.conftest import StartServer, inline, open_document, server_env, texts
 from tests.support.scripted_model import STARCODER_FIM_VOCAB, Reply, ScriptedModel
 
@@ -284,3 +286,25 @@ def test_complete_command_runs_the_whole_pipeline(
     )
     assert proc.returncode == 1
     assert "cannot connect" in proc.stderr
+
+
+async def test_clearing_the_client_settings_puts_the_defaults_back(
+    start_server: StartServer, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+    client = await start_server()
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"zi": {"completion": {"enabled": False}}})
+    )
+    uri = "file:///work/project/cleared.py"
+    open_document(client, uri, "def add(a, b):\n    \n")
+    await asyncio.sleep(0.5)
+    off = await inline(client, uri, 1, 4)
+    assert off is None or not off.items
+
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"zi": {}})
+    )
+    await asyncio.sleep(0.5)
+    result = await inline(client, uri, 1, 4)
+    assert result is not None and result.items  # completions are on again

@@ -49,9 +49,12 @@ async def initialized(ls: ZiLanguageServer, params: types.InitializedParams) -> 
 async def did_change_configuration(
     ls: ZiLanguageServer, params: types.DidChangeConfigurationParams
 ) -> None:
-    pushed = _zi_section(params.settings)
-    if pushed:
-        _apply(ls, pushed)
+    settings = params.settings
+    # {"zi": {...}} is the new client settings, even {} (every setting back to its
+    # default); other keys are the section itself; null or {} mean "changed: ask me".
+    pushed = _zi_section(settings)
+    if pushed or (isinstance(settings, dict) and isinstance(settings.get("zi"), dict)):
+        _apply(ls, pushed or {})
     else:
         await _pull_configuration(ls)
 
@@ -87,8 +90,8 @@ async def _pull_configuration(ls: ZiLanguageServer) -> None:
     except Exception as exc:  # a client that fails this request keeps the current settings
         log.warning("workspace/configuration failed: %s", exc)
         return
-    if result and isinstance(result[0], dict) and result[0]:
-        _apply(ls, result[0])
+    if result and isinstance(result[0], dict):
+        _apply(ls, result[0])  # even {}: the client cleared its settings
 
 
 def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
