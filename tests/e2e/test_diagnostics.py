@@ -325,10 +325,9 @@ async def test_saving_unchanged_content_again_makes_no_model_call(
     before = len(published.all)
 
     save(client, uri)
-    await published.wait(uri, has_review)
-    await asyncio.sleep(0.5)
-    assert len(published.all) > before  # republished ...
-    assert has_review(list(published.all[-1].diagnostics))
+    await published.wait(uri, lambda ds: len(published.all) > before and has_review(ds))
+    await asyncio.sleep(0.5)  # the review's path (the cache) has run by now
+    assert has_review(list(published.all[-1].diagnostics))  # republished ...
     assert len(scripted_model.chat_requests) == 1  # ... with no model call
 
     # Back to content reviewed before, through an edit: the cache answers.
@@ -450,7 +449,7 @@ async def test_a_stale_review_never_overwrites_a_newer_one(
 
     fresh = await published.wait(uri, lambda ds: published.last(uri).version == 3)  # type: ignore[union-attr]
     shown_from = published.all.index(fresh)
-    await asyncio.sleep(4.0)  # v2's review has come back by now
+    await asyncio.sleep(5.0)  # v2's review (3 s of model time) has come back by now
     assert len(scripted_model.chat_requests) == 2
     last = published.last(uri)
     assert last is not None and last.version == 3
