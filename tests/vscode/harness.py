@@ -1,0 +1,399 @@
+"""A real VS Code for end-to-end tests: code-server plus a Playwright-driven chromium.
+
+`CodeServer` runs code-server (installed by tools/code-server/install.sh) with its own
+user-data, extensions and XDG directories, so a test run never reads or writes the
+machine's VS Code state. `VSCode` is the browser side: each method is one request to
+driver.mjs (a Node process that owns the Playwright page), answered as one JSON line.
+Every step's duration is kept in `timings` so slow steps show up in the test log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "tools" / "code-server"
+CODE_SERVER = TOOLS / "node_modules" / ".bin" / "code-server"
+NODE = TOOLS / "bin" / "node"
+DRIVER = Path(__file__).with_name("driver.mjs")
+# code-server's log line for the address it bound (we ask for port 0).
+LISTENING = re.compile(r"HTTP server listening on (http://\S+?)/?\s")
+
+# Settings that make the editor deterministic under a typing robot: no welcome page or
+# trust prompt, no word-based suggest widget to steal Tab/Enter from the inline suggestion,
+# no auto-closed brackets or quotes changing what was typed.
+BASE_SETTINGS: dict[str, Any] = {
+    "security.workspace.trust.enabled": False,
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "workbench.enableExperiments": False,
+    # The Chat view would take a third of the window in every screenshot.
+    "workbench.secondarySideBar.defaultVisibility": "hidden",
+    # The built-in Copilot/Chat: unused, and one more inline-completion client.
+    "chat.disableAIFeatures": True,
+    "telemetry.telemetryLevel": "off",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    "update.mode": "none",
+    "editor.inlineSuggest.enabled": True,
+    "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
+    "editor.suggestOnTriggerCharacters": False,
+    "editor.wordBasedSuggestions": "off",
+    "editor.autoClosingBrackets": "never",
+    "editor.autoClosingQuotes": "never",
+    "editor.acceptSuggestionOnEnter": "off",
+    "files.autoSave": "off",
+    # A language server's port would pop up an "application running on port" toast.
+    "remote.autoForwardPorts": False,
+}
+
+
+class Timings:
+    """Wall-clock seconds per named step, in order."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def add(self, name: str, seconds: float) -> None:
+        self.steps.append((name, seconds))
+
+    def report(self) -> str:
+        return "\n".join(f"{seconds * 1000:8.0f} ms  {name}" for name, seconds in self.steps)
+
+
+def tools_installed() -> bool:
+    return CODE_SERVER.exists() and NODE.exists()
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        raise RuntimeError("chromium is not on PATH: run tools/code-server/install.sh")
+    return found
+
+
+def tools_env(home: Path) -> dict[str, str]:
+    """Node 24 first on PATH (code-server requires it); XDG dirs kept inside the run."""
+    env = dict(os.environ)
+    env["PATH"] = f"{NODE.parent}{os.pathsep}{env.get('PATH', '')}"
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+        env[var] = str(home / var.lower())
+    return env
+
+
+def build_vsix(
+    out: Path,
+    *,
+    publisher: str,
+    name: str,
+    version: str,
+    package: dict[str, Any],
+    files: dict[str, str],
+) -> Path:
+    """A .vsix without vsce: a zip with the manifest VS Code's installer reads.
+
+    Enough for throwaway test extensions; the real extension is packaged with vsce.
+    """
+    manifest = f"""<?xml version="1.0" encoding="utf-8"?>
+<PackageManifest Version="2.0.0" xmlns="http://schemas.microsoft.com/developer/vsx-schema/2011">
+  <Metadata>
+    <Identity Language="en-US" Id="{name}" Version="{version}" Publisher="{publisher}"/>
+    <DisplayName>{name}</DisplayName>
+    <Description xml:space="preserve">test extension</Description>
+    <Properties>
+      <Property Id="Microsoft.VisualStudio.Code.Engine" Value="{package["engines"]["vscode"]}"/>
+    </Properties>
+  </Metadata>
+  <Installation><InstallationTarget Id="Microsoft.VisualStudio.Code"/></Installation>
+  <Dependencies/>
+  <Assets>
+    <Asset Type="Microsoft.VisualStudio.Code.Manifest" Path="extension/package.json"
+      Addressable="true"/>
+  </Assets>
+</PackageManifest>
+"""
+    content_types = """<?xml version="1.0" encoding="utf-8"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
+  <Default Extension=".json" ContentType="application/json"/>
+  <Default Extension=".js" ContentType="application/javascript"/>
+  <Default Extension=".vsixmanifest" ContentType="text/xml"/>
+</Types>
+"""
+    path = out / f"{publisher}.{name}-{version}.vsix"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("extension.vsixmanifest", manifest)
+        zf.writestr("[Content_Types].xml", content_types)
+        zf.writestr("extension/package.json", json.dumps(package, indent=2))
+        for rel, text in files.items():
+            zf.writestr(f"extension/{rel}", text)
+    return path
+
+
+class CodeServer:
+    """code-server on a free port with fresh state under `home`; stop() ends its group."""
+
+    def __init__(
+        self, home: Path, workspace: Path, *, settings: dict[str, Any] | None = None
+    ) -> None:
+        self.home = home
+        self.workspace = workspace
+        self.user_data = home / "user-data"
+        self.extensions = home / "extensions"
+        self.log_path = home / "code-server.log"
+        self.url = ""
+        self.timings = Timings()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.extensions.mkdir(parents=True, exist_ok=True)
+        # An empty config file: otherwise code-server writes ~/.config/code-server/config.yaml.
+        self.config = home / "config.yaml"
+        self.config.write_text("")
+        # code-server is a remote window: settings of scope "machine" or
+        # "machine-overridable" (such as an executable's path) are read from the Machine
+        # settings, and ignored in the User settings. Both get the same.
+        text = json.dumps({**BASE_SETTINGS, **(settings or {})}, indent=2)
+        for scope in ("User", "Machine"):
+            (self.user_data / scope).mkdir(parents=True, exist_ok=True)
+            (self.user_data / scope / "settings.json").write_text(text)
+        self.env = tools_env(home)
+
+    def _base_args(self) -> list[str]:
+        return [
+            str(CODE_SERVER),
+            "--user-data-dir", str(self.user_data),
+            "--extensions-dir", str(self.extensions),
+            "--config", str(self.config),
+        ]  # fmt: skip
+
+    def install_extension(self, vsix: Path) -> str:
+        """`code-server --install-extension`: the path a user takes with a .vsix."""
+        started = time.monotonic()
+        done = subprocess.run(
+            [*self._base_args(), "--install-extension", str(vsix)],
+            env=self.env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        self.timings.add(f"install {vsix.name}", time.monotonic() - started)
+        if done.returncode != 0 or "successfully installed" not in done.stdout:
+            raise RuntimeError(f"installing {vsix} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def start(self, *, extra_args: Sequence[str] = (), timeout: float = 60) -> str:
+        """Start and wait for /healthz; port 0 lets the OS pick, the log tells which."""
+        started = time.monotonic()
+        log = self.log_path.open("wb")
+        self._proc = subprocess.Popen(
+            [
+                *self._base_args(),
+                "--auth", "none",
+                "--bind-addr", "127.0.0.1:0",
+                "--disable-telemetry",
+                "--disable-update-check",
+                "--disable-workspace-trust",
+                *extra_args,
+                str(self.workspace),
+            ],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            # Its own process group: stop() also ends the extension host and the servers
+            # extensions start (zi-coder serve), which outlive code-server otherwise.
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = started + timeout
+        while not self.url:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"code-server did not start:\n{self.log_path.read_text()}")
+            found = LISTENING.search(self.log_path.read_text())
+            if found:
+                self.url = found.group(1)
+            else:
+                time.sleep(0.05)
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.timings.add("code-server start (healthz)", time.monotonic() - started)
+        return self.url
+
+    def workbench_url(self) -> str:
+        return f"{self.url}/?folder={quote(str(self.workspace))}"
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            self._proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
+
+
+class DriverError(RuntimeError):
+    pass
+
+
+class VSCode:
+    """The workbench in chromium, one method per user action (see driver.mjs)."""
+
+    def __init__(self, server: CodeServer, artifacts: Path, *, timeout: float = 30) -> None:
+        self.server = server
+        self.artifacts = artifacts
+        self.timeout = timeout
+        self.timings = server.timings
+        self._ids = 0
+        self._answers: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._driver_log = (artifacts / "driver.log").open("wb")
+        self._proc = subprocess.Popen(
+            [str(NODE), str(DRIVER)],
+            env={**server.env, "ZI_TOOLS_DIR": str(TOOLS)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._driver_log,
+        )  # fmt: skip
+        # A reader thread, so a request can time out instead of blocking on readline().
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._answers.put(json.loads(line))
+        self._answers.put(None)
+
+    def call(self, cmd: str, *, timeout: float | None = None, **args: Any) -> Any:
+        """One request to the driver, its waits bounded by `timeout` seconds.
+
+        A failure screenshots the page (failed-CMD.png) before raising.
+        """
+        assert self._proc.stdin is not None
+        timeout = timeout or self.timeout
+        self._ids += 1
+        request = {"id": self._ids, "cmd": cmd, "args": {**args, "timeout": timeout * 1000}}
+        started = time.monotonic()
+        self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+        self._proc.stdin.flush()
+        try:
+            answer = self._answers.get(timeout=timeout + 10)
+        except queue.Empty:
+            raise DriverError(f"{cmd}: no answer from the driver") from None
+        if answer is None:
+            raise DriverError(f"{cmd}: the driver exited (see {self.artifacts / 'driver.log'})")
+        label = " ".join([cmd, *(repr(v)[:40] for v in args.values())])
+        self.timings.add(label, time.monotonic() - started)
+        if not answer["ok"]:
+            if cmd != "screenshot":
+                with contextlib.suppress(DriverError):
+                    self.call("screenshot", timeout=10, name=f"failed-{cmd}")
+            raise DriverError(f"{cmd}: {answer['error']}")
+        return answer["result"]
+
+    # -- the helpers tests use ---------------------------------------------------------
+
+    def open(self, timeout: float = 90) -> None:
+        """Load the workbench on the workspace folder and wait until it is usable."""
+        ms = self.call(
+            "launch", timeout=timeout, url=self.server.workbench_url(),
+            artifacts=str(self.artifacts), executablePath=chromium_path(),
+        )  # fmt: skip
+        # Milestones since the launch began: browser up, page loaded, workbench, explorer.
+        for name, value in ms.items():
+            self.timings.add(f"  launch: {name} at", value / 1000)
+
+    def open_file(self, relative: str) -> None:
+        """Quick Open (Ctrl+P) by path relative to the workspace; the editor gets focus."""
+        self.call("open_file", file=relative)
+
+    def goto(self, line: int, column: int = 1) -> None:
+        """Cursor to a 1-based line and column (Ctrl+G)."""
+        self.call("goto", line=line, column=column)
+
+    def type_text(self, text: str, delay_ms: int = 30) -> None:
+        self.call("type_text", text=text, delay=delay_ms)
+
+    def press(self, key: str) -> None:
+        """A Playwright key name: "Tab", "Control+ArrowRight", "Escape"..."""
+        self.call("press", key=key)
+
+    def wait_for_ghost_text(self, timeout: float | None = None) -> str:
+        """The inline suggestion's visible text, once one shows."""
+        return str(self.call("wait_for_ghost_text", timeout=timeout))
+
+    def wait_for_no_ghost_text(self, timeout: float | None = None) -> None:
+        self.call("wait_for_no_ghost_text", timeout=timeout)
+
+    def editor_text(self) -> str:
+        """The active editor's rendered lines, ghost text excluded (small files only)."""
+        return str(self.call("editor_text"))
+
+    def save(self) -> None:
+        """Ctrl+S, returning once the tab is no longer dirty."""
+        self.call("save")
+
+    def file_text(self, relative: str) -> str:
+        return (self.server.workspace / relative).read_text()
+
+    def screenshot(self, name: str) -> Path:
+        return Path(self.call("screenshot", name=name))
+
+    def problems_panel_text(self, contains: str = "", timeout: float | None = None) -> list[str]:
+        """Rows of the Problems view once one contains `contains`; focus moves there."""
+        return list(self.call("problems", timeout=timeout, contains=contains))
+
+    def focus_editor(self) -> None:
+        """Focus back on the editor (Ctrl+1), its cursor unmoved."""
+        self.call("focus_editor")
+
+    def hover_text(self, timeout: float | None = None) -> str:
+        """The hover at the cursor (Ctrl+K Ctrl+I), e.g. a diagnostic's message."""
+        return str(self.call("hover_text", timeout=timeout))
+
+    def apply_quick_fix(self, title: str, timeout: float | None = None) -> list[str]:
+        """Ctrl+. at the cursor, choose the action containing `title`; returns all offered."""
+        return list(self.call("apply_quick_fix", timeout=timeout, title=title))
+
+    def run_command(self, title: str) -> None:
+        """Run a command palette entry by its title."""
+        self.call("run_command", title=title)
+
+    def status_bar(self, contains: str = "", timeout: float | None = None) -> list[str]:
+        """Status bar items' labels, once one contains `contains`."""
+        return list(self.call("status_bar", timeout=timeout, contains=contains))
+
+    def notifications(self) -> list[str]:
+        return list(self.call("notifications"))
+
+    def evaluate(self, body: str, arg: Any = None) -> Any:
+        """Run a function body in the page (`arg` is its argument); returns its result."""
+        return self.call("evaluate", body=body, arg=arg)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(DriverError):
+                self.call("close", timeout=10)
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._driver_log.close()
