@@ -35,8 +35,62 @@ const SEL = {
   notification: ".notifications-toasts .notification-list-item",
 };
 
+// A new editor widget creates some of its contributions only when the window is first
+// idle (at the latest 5 s later): the inline suggestion controller among them
+// (`EditorContributionInstantiation.Eventually`). Text typed before that triggers no
+// inline completion request at all, so a test typing right after opening a file would
+// see ghost text only now and then. Idle callbacks run in the order they were
+// requested, so once one requested now has run, the editor's have too (a timeout
+// longer than the editor's 5 s keeps that order on a busy machine).
+async function editorContributionsReady() {
+  await page.evaluate(
+    () => new Promise((resolve) => requestIdleCallback(() => resolve(), { timeout: 6000 })),
+  );
+}
+
+// The suggestion's ghost text, read from the active editor (see wait_for_ghost_text).
+function ghostText() {
+  return page.$eval(SEL.activeEditor, (editor) => {
+    const text = (els) => [...els].map((e) => e.textContent).join("");
+    const inline = text(editor.querySelectorAll(
+      ".view-lines .ghost-text-decoration, .view-lines .ghost-text-decoration-preview"));
+    const below = [...editor.querySelectorAll(".suggest-preview-text .view-line")];
+    return [inline, ...below.map((line) => line.textContent)].join("\n").replaceAll("\u00a0", " ");
+  });
+}
+
+// The active editor's rendered lines, ghost text left out, in line order.
+function editorText() {
+  return page.$eval(SEL.viewLines, (el) => {
+    const lines = [...el.querySelectorAll(".view-line")].map((line) => {
+      const clone = line.cloneNode(true);
+      clone.querySelectorAll("[class*=ghost-text]").forEach((g) => g.remove());
+      return { top: parseFloat(line.style.top) || 0, text: clone.textContent };
+    });
+    // View lines are recycled DOM nodes: their order in the DOM is not the line order.
+    lines.sort((a, b) => a.top - b.top);
+    return lines.map((l) => l.text.replaceAll("\u00a0", " ")).join("\n");
+  });
+}
+
+// Polls `read` (every 50 ms) until it returns `expected`, within the
+// request's timeout; the error names what was read last.
+async function waitForValue(read, expected, what) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await read();
+    if (last === expected) return last;
+    if (Date.now() > deadline) {
+      throw new Error(`${what} is ${JSON.stringify(last)}, not ${JSON.stringify(expected)} after ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 let browser;
 let page;
+let timeoutMs = 30000;
 let shotDir;
 let shotCount = 0;
 
@@ -78,6 +132,7 @@ const commands = {
     await page.keyboard.press("Enter");
     await page.locator(SEL.activeTab, { hasText: base }).waitFor();
     await page.waitForSelector(`${SEL.activeEditor}.focused`);
+    await editorContributionsReady();
     return null;
   },
 
@@ -103,15 +158,11 @@ const commands = {
 
   // The ghost text as the suggestion reads: the inline part (one span per syntax token, in
   // the cursor's view line), then a line for each preview line below (blank ones included).
-  async wait_for_ghost_text() {
+  // With `expected`, waits until it reads exactly that (a partial accept re-renders it).
+  async wait_for_ghost_text({ expected = null }) {
     await page.locator(SEL.ghost).first().waitFor({ state: "visible" });
-    return page.$eval(SEL.activeEditor, (editor) => {
-      const text = (els) => [...els].map((e) => e.textContent).join("");
-      const inline = text(editor.querySelectorAll(
-        ".view-lines .ghost-text-decoration, .view-lines .ghost-text-decoration-preview"));
-      const below = [...editor.querySelectorAll(".suggest-preview-text .view-line")];
-      return [inline, ...below.map((line) => line.textContent)].join("\n").replaceAll("\u00a0", " ");
-    });
+    if (expected === null) return ghostText();
+    return waitForValue(ghostText, expected, "ghost text");
   },
 
   async wait_for_no_ghost_text() {
@@ -122,16 +173,12 @@ const commands = {
   // The active editor's rendered lines without ghost text: enough for the small files of
   // these tests (Monaco renders only the visible lines; use save + read the file otherwise).
   async editor_text() {
-    return page.$eval(SEL.viewLines, (el) => {
-      const lines = [...el.querySelectorAll(".view-line")].map((line) => {
-        const clone = line.cloneNode(true);
-        clone.querySelectorAll("[class*=ghost-text]").forEach((g) => g.remove());
-        return { top: parseFloat(line.style.top) || 0, text: clone.textContent };
-      });
-      // View lines are recycled DOM nodes: their order in the DOM is not the line order.
-      lines.sort((a, b) => a.top - b.top);
-      return lines.map((l) => l.text.replaceAll("\u00a0", " ")).join("\n");
-    });
+    return editorText();
+  },
+
+  // Waits until the active editor reads `expected` (e.g. once a quick fix's edit lands).
+  async wait_for_editor_text({ expected }) {
+    return waitForValue(editorText, expected, "editor text");
   },
 
   // Ctrl+S, then wait until the tab is no longer dirty (the file is written).
@@ -165,23 +212,26 @@ const commands = {
   },
 
   // The hover at the cursor (Ctrl+K Ctrl+I): a diagnostic's message shows there.
-  async hover_text() {
+  // `shot`: a screenshot of it before it is closed.
+  async hover_text({ shot = null }) {
     await page.keyboard.press("Control+K");
     await page.keyboard.press("Control+I");
     const hover = page.locator(SEL.hover);
     await hover.first().waitFor({ state: "visible" });
     const text = (await hover.allInnerTexts()).join("\n");
+    if (shot !== null) await commands.screenshot({ name: shot });
     await page.keyboard.press("Escape");
     return text;
   },
 
   // Ctrl+. at the cursor, then the action whose title contains `title`. Returns the titles
-  // offered, so a test can assert on them too.
-  async apply_quick_fix({ title }) {
+  // offered, so a test can assert on them too. `shot`: a screenshot of the open menu.
+  async apply_quick_fix({ title, shot = null }) {
     await page.keyboard.press("Control+.");
     const rows = page.locator(SEL.actionRow);
     await rows.first().waitFor({ state: "visible" });
     const offered = await rows.allInnerTexts();
+    if (shot !== null) await commands.screenshot({ name: shot });
     await rows.filter({ hasText: title }).first().click();
     await page.waitForSelector(SEL.actionWidget, { state: "hidden" });
     return offered;
@@ -232,6 +282,7 @@ rl.on("line", async (line) => {
   let answer;
   try {
     // Every request carries its deadline (ms): Playwright's waits all use it.
+    if (args.timeout) timeoutMs = args.timeout;
     if (page && args.timeout) page.setDefaultTimeout(args.timeout);
     if (!commands[cmd]) throw new Error(`unknown command ${cmd}`);
     answer = { id, ok: true, result: await commands[cmd](args) };

@@ -22,13 +22,16 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "client-vscode"
 TOOLS = ROOT / "tools" / "code-server"
 CODE_SERVER = TOOLS / "node_modules" / ".bin" / "code-server"
 NODE = TOOLS / "bin" / "node"
@@ -96,6 +99,80 @@ def tools_env(home: Path) -> dict[str, str]:
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
         env[var] = str(home / var.lower())
     return env
+
+
+def poll(read: Callable[[], T], what: str, timeout: float = 10, interval: float = 0.05) -> T:
+    """`read()` until it returns something truthy (returned), or TimeoutError naming `what`
+    and the last value read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout} s (last read: {value!r})")
+        time.sleep(interval)
+
+
+# What goes into client-vscode's .vsix (see its .vscodeignore and esbuild.mjs): a newer
+# file than the .vsix means it is stale.
+EXTENSION_SOURCES = (
+    "src",
+    "package.json",
+    "package-lock.json",
+    "tsconfig.json",
+    "esbuild.mjs",
+    "README.md",
+    "CHANGELOG.md",
+    ".vscodeignore",
+)
+
+
+def extension_vsix() -> Path:
+    """Where `npm run package` writes the extension's .vsix (its name has the version)."""
+    version = json.loads((CLIENT / "package.json").read_text())["version"]
+    return CLIENT / f"zi-coder-{version}.vsix"
+
+
+def extension_vsix_is_stale() -> bool:
+    vsix = extension_vsix()
+    if not vsix.exists():
+        return True
+    built = vsix.stat().st_mtime
+    for name in EXTENSION_SOURCES:
+        path = CLIENT / name
+        files = path.rglob("*") if path.is_dir() else [path]
+        if any(f.is_file() and f.stat().st_mtime > built for f in files):
+            return True
+    return False
+
+
+def build_extension(log: Path) -> Path:
+    """client-vscode's .vsix, packaged (`npm run package`) if missing or stale.
+
+    `npm ci` runs first only when node_modules is missing. npm's output goes to `log`.
+    """
+    if not extension_vsix_is_stale():
+        return extension_vsix()
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError("npm is not on PATH: it builds client-vscode's .vsix")
+    steps = [[npm, "run", "package"]]
+    if not (CLIENT / "node_modules").is_dir():
+        steps.insert(0, [npm, "ci"])
+    with log.open("a") as out:
+        for step in steps:
+            out.write(f"$ {' '.join(step[1:])}\n")
+            out.flush()
+            done = subprocess.run(
+                step, cwd=CLIENT, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"npm {' '.join(step[1:])} failed: see {log}")
+    vsix = extension_vsix()
+    if extension_vsix_is_stale():
+        raise RuntimeError(f"npm run package did not write {vsix.name}: see {log}")
+    return vsix
 
 
 def build_vsix(
@@ -233,6 +310,18 @@ class CodeServer:
         self.timings.add("code-server start (healthz)", time.monotonic() - started)
         return self.url
 
+    def extension_logs(self) -> list[Path]:
+        """Log files of extensions' output channels: logs/<session>/exthost*/<id>/<name>.log."""
+        return sorted((self.user_data / "logs").glob("*/exthost*/*/*.log"))
+
+    def extension_log(self, extension_id: str, channel: str) -> str:
+        """The text of an extension's output channel (one created with `{log: true}`)."""
+        return "".join(
+            path.read_text(errors="replace")
+            for path in self.extension_logs()
+            if path.parent.name == extension_id and path.name == f"{channel}.log"
+        )
+
     def workbench_url(self) -> str:
         return f"{self.url}/?folder={quote(str(self.workspace))}"
 
@@ -297,7 +386,7 @@ class VSCode:
             raise DriverError(f"{cmd}: no answer from the driver") from None
         if answer is None:
             raise DriverError(f"{cmd}: the driver exited (see {self.artifacts / 'driver.log'})")
-        label = " ".join([cmd, *(repr(v)[:40] for v in args.values())])
+        label = " ".join([cmd, *(repr(v)[:40] for v in args.values() if v is not None)])
         self.timings.add(label, time.monotonic() - started)
         if not answer["ok"]:
             if cmd != "screenshot":
@@ -333,9 +422,9 @@ class VSCode:
         """A Playwright key name: "Tab", "Control+ArrowRight", "Escape"..."""
         self.call("press", key=key)
 
-    def wait_for_ghost_text(self, timeout: float | None = None) -> str:
-        """The inline suggestion's visible text, once one shows."""
-        return str(self.call("wait_for_ghost_text", timeout=timeout))
+    def wait_for_ghost_text(self, expected: str | None = None, timeout: float | None = None) -> str:
+        """The inline suggestion's visible text, once one shows (and reads `expected`)."""
+        return str(self.call("wait_for_ghost_text", timeout=timeout, expected=expected))
 
     def wait_for_no_ghost_text(self, timeout: float | None = None) -> None:
         self.call("wait_for_no_ghost_text", timeout=timeout)
@@ -343,6 +432,10 @@ class VSCode:
     def editor_text(self) -> str:
         """The active editor's rendered lines, ghost text excluded (small files only)."""
         return str(self.call("editor_text"))
+
+    def wait_for_editor_text(self, expected: str, timeout: float | None = None) -> str:
+        """editor_text() once it reads `expected`, e.g. after an edit made by a server."""
+        return str(self.call("wait_for_editor_text", timeout=timeout, expected=expected))
 
     def save(self) -> None:
         """Ctrl+S, returning once the tab is no longer dirty."""
@@ -362,13 +455,21 @@ class VSCode:
         """Focus back on the editor (Ctrl+1), its cursor unmoved."""
         self.call("focus_editor")
 
-    def hover_text(self, timeout: float | None = None) -> str:
-        """The hover at the cursor (Ctrl+K Ctrl+I), e.g. a diagnostic's message."""
-        return str(self.call("hover_text", timeout=timeout))
+    def hover_text(self, timeout: float | None = None, screenshot: str | None = None) -> str:
+        """The hover at the cursor (Ctrl+K Ctrl+I), e.g. a diagnostic's message.
 
-    def apply_quick_fix(self, title: str, timeout: float | None = None) -> list[str]:
-        """Ctrl+. at the cursor, choose the action containing `title`; returns all offered."""
-        return list(self.call("apply_quick_fix", timeout=timeout, title=title))
+        `screenshot`: the name of a screenshot taken while the hover shows.
+        """
+        return str(self.call("hover_text", timeout=timeout, shot=screenshot))
+
+    def apply_quick_fix(
+        self, title: str, timeout: float | None = None, screenshot: str | None = None
+    ) -> list[str]:
+        """Ctrl+. at the cursor, choose the action containing `title`; returns all offered.
+
+        `screenshot`: the name of a screenshot taken while the menu is open.
+        """
+        return list(self.call("apply_quick_fix", timeout=timeout, title=title, shot=screenshot))
 
     def run_command(self, title: str) -> None:
         """Run a command palette entry by its title."""
