@@ -21,8 +21,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DEST="${ZI_CODE_SERVER_DIR:-$HOME/.cache/zi-coder/code-server}"
 NODE_VERSION=24.19.0
-APT_PACKAGES=(chromium chromium-driver libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev
-  pkg-config make g++)
+APT_PACKAGES=(chromium libkrb5-dev libsecret-1-dev libx11-dev libxkbfile-dev pkg-config make g++)
+# Bump when the steps below change in a way the stamp's inputs don't show.
+INSTALL_REVISION=2
 
 mkdir -p "$DEST"
 cd "$DEST"
@@ -32,7 +33,10 @@ flock 9
 
 # The stamp covers everything that decides the result; node_modules/ holds it, so wiping
 # node_modules/ forces a reinstall.
-stamp() { cat "$HERE/install.sh" "$HERE/package.json" "$HERE/package-lock.json" | sha256sum; }
+stamp() {
+  { echo "$INSTALL_REVISION $NODE_VERSION ${APT_PACKAGES[*]}"; cat "$HERE/package.json" "$HERE/package-lock.json"; } |
+    sha256sum
+}
 stamp_now="$(stamp)"
 stamp_file="$DEST/node_modules/.zi-installed"
 if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp_now" && -x "$DEST/bin/node" ]] \
@@ -41,6 +45,11 @@ if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp_now" && -x "$DEST/bi
 fi
 
 # 1. Debian packages: chromium, and the headers code-server's native modules build against.
+if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
+  echo "install.sh: needs Debian or Ubuntu (apt) for: ${APT_PACKAGES[*]}." \
+    "Elsewhere, install their equivalents and chromium, then run this again." >&2
+  exit 1
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
