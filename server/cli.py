@@ -15,6 +15,7 @@ from collections.abc import Callable
 from server import __version__
 from server.commands import add_models_option, complete, models, serve
 from server.commands import inference as inference_command
+from server.commands import stats as stats_command
 from server.commands import worker as worker_command
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run an RQ worker for Zi's job queues")
     worker_command.add_arguments(worker)
     worker.set_defaults(run=_lazy("server.commands.worker"))
+    stats_command.register(commands)
     return parser
 
 
