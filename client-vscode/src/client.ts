@@ -31,6 +31,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { ZiConfig } from "./config";
+import { RestartPolicy } from "./core/restarts";
 import { MessageType, StderrClassifier, interpretMessage } from "./core/serverMessages";
 import { missingServerMessage } from "./core/serverPath";
 import { StatusBar } from "./statusBar";
@@ -39,7 +40,6 @@ export const CLIENT_ID = "zi";
 export const CLIENT_NAME = "Zi Coder";
 /** Every file and unsaved buffer: the server decides what it can complete and check. */
 export const DOCUMENT_SELECTOR = [{ scheme: "file" }, { scheme: "untitled" }];
-const MAX_RESTARTS = 4; // in 3 minutes, then the client gives up (vscode-languageclient's rule)
 
 export interface ClientDeps {
   readonly config: ZiConfig;
@@ -55,6 +55,9 @@ export class ZiClient implements vscode.Disposable {
   private lastOverrides = "";
   private lastStart = "";
   private stopping = false;
+  private wanted = false;
+  /** Crash restarts: 4 in 3 minutes, then the client gives up (vscode-languageclient's rule). */
+  private readonly crashes = new RestartPolicy();
   private queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: ClientDeps) {}
@@ -70,7 +73,13 @@ export class ZiClient implements vscode.Disposable {
     return next;
   }
 
+  /** Whether the server was asked to start: it starts with the first file (see extension.ts). */
+  get requested(): boolean {
+    return this.wanted;
+  }
+
   start(): Promise<void> {
+    this.wanted = true;
     return this.serialize(() => this.doStart());
   }
 
@@ -78,8 +87,11 @@ export class ZiClient implements vscode.Disposable {
     return this.serialize(() => this.doStop());
   }
 
+  /** A restart the user asked for (the command, or a setting): crashes before it no longer count. */
   restart(): Promise<void> {
+    this.wanted = true;
     return this.serialize(async () => {
+      this.crashes.reset();
       await this.doStop();
       await this.doStart();
     });
@@ -87,6 +99,9 @@ export class ZiClient implements vscode.Disposable {
 
   /** A `zi.*` setting changed: push it, or restart when the process itself must change. */
   async configurationChanged(): Promise<void> {
+    if (!this.wanted) {
+      return; // not started yet: it starts with these settings
+    }
     if (this.deps.config.startSignature() !== this.lastStart) {
       this.deps.log.info("Server path or start-time settings changed: restarting the server");
       await this.restart();
@@ -238,23 +253,19 @@ export class ZiClient implements vscode.Disposable {
     };
   }
 
-  private restarts: number[] = [];
-
   private onClosed(): CloseHandlerResult {
     if (this.stopping) {
       return { action: CloseAction.DoNotRestart, handled: true };
     }
-    const now = Date.now();
-    this.restarts = this.restarts.filter((time) => now - time < 3 * 60_000);
-    if (this.restarts.length >= MAX_RESTARTS) {
-      const reason = `the server stopped ${MAX_RESTARTS + 1} times in 3 minutes; not restarting`;
+    if (!this.crashes.crashed(Date.now())) {
+      const minutes = Math.round(this.crashes.windowMs / 60_000);
+      const reason = `the server stopped ${this.crashes.max + 1} times in ${minutes} minutes; not restarting`;
       this.deps.status.dispatch({ type: "failed", reason });
       void vscode.window
         .showErrorMessage(`Zi Coder: ${reason}. See the log, then run Zi: Restart Server.`, "Open Log")
         .then((choice) => (choice === "Open Log" ? this.deps.log.show() : undefined));
       return { action: CloseAction.DoNotRestart, handled: true };
     }
-    this.restarts.push(now);
     this.deps.log.warn("The server stopped; restarting it");
     return { action: CloseAction.Restart, handled: true };
   }
@@ -292,13 +303,38 @@ export class ZiClient implements vscode.Disposable {
   private async offerInstallHelp(message: string): Promise<void> {
     const choice = await vscode.window.showErrorMessage(message, "How to Install", "Set Path", "Open Log");
     if (choice === "How to Install") {
-      const readme = vscode.Uri.joinPath(this.deps.extensionUri, "README.md");
-      await vscode.commands.executeCommand("markdown.showPreview", readme);
+      const readme = await this.readme();
+      if (readme !== undefined) {
+        await vscode.commands.executeCommand("markdown.showPreview", readme);
+      } else {
+        this.deps.log.show();
+      }
     } else if (choice === "Set Path") {
-      await vscode.commands.executeCommand("workbench.action.openSettings", "zi.server.path");
+      // A machine setting: in a remote window (Remote SSH, WSL, code-server) the User tab
+      // does not list it (VS Code ignores it in the local user settings), the Remote one does.
+      const remote = vscode.env.remoteName !== undefined;
+      await vscode.commands.executeCommand(
+        remote ? "workbench.action.openRemoteSettings" : "workbench.action.openSettings",
+        { query: "zi.server.path" },
+      );
     } else if (choice === "Open Log") {
       this.deps.log.show();
     }
+  }
+
+  /** The extension's README: vsce stores it as readme.md; a development checkout has README.md. */
+  private async readme(): Promise<vscode.Uri | undefined> {
+    for (const name of ["readme.md", "README.md"]) {
+      const uri = vscode.Uri.joinPath(this.deps.extensionUri, name);
+      try {
+        await vscode.workspace.fs.stat(uri);
+        return uri;
+      } catch {
+        // not this name
+      }
+    }
+    this.deps.log.warn(`No README in ${this.deps.extensionUri.fsPath}`);
+    return undefined;
   }
 
   dispose(): void {

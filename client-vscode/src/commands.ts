@@ -15,12 +15,36 @@ export interface CommandDeps {
   readonly log: vscode.LogOutputChannel;
 }
 
+/**
+ * The stats report is a read-only virtual document (scheme `zi-stats`): no "save
+ * changes?" prompt when it is closed, and running the command again refreshes it.
+ */
+const STATS_SCHEME = "zi-stats";
+const STATS_URI = vscode.Uri.from({ scheme: STATS_SCHEME, path: "Zi Coder Stats" });
+
+class StatsDocument implements vscode.TextDocumentContentProvider {
+  private text = "";
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+
+  provideTextDocumentContent(): string {
+    return this.text;
+  }
+
+  show(text: string): void {
+    this.text = text;
+    this.changed.fire(STATS_URI);
+  }
+}
+
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   const { config, client, inline, log } = deps;
+  const stats = new StatsDocument();
   return [
+    vscode.workspace.registerTextDocumentContentProvider(STATS_SCHEME, stats),
     vscode.commands.registerCommand("zi.enableCompletions", () => config.setCompletionsEnabled(true)),
     vscode.commands.registerCommand("zi.disableCompletions", () => config.setCompletionsEnabled(false)),
-    vscode.commands.registerCommand("zi.showStats", () => showStats(config, log)),
+    vscode.commands.registerCommand("zi.showStats", () => showStats(config, log, stats)),
     vscode.commands.registerCommand("zi.restartServer", () => client.restart()),
     vscode.commands.registerCommand("zi.openLog", () => log.show()),
     vscode.commands.registerCommand("zi.showMenu", () => showMenu(config)),
@@ -47,7 +71,7 @@ async function showMenu(config: ZiConfig): Promise<void> {
   }
 }
 
-async function showStats(config: ZiConfig, log: vscode.LogOutputChannel): Promise<void> {
+async function showStats(config: ZiConfig, log: vscode.LogOutputChannel, stats: StatsDocument): Promise<void> {
   const resolution = config.resolveServer();
   if (!resolution.found) {
     void vscode.window.showErrorMessage(`Zi Coder: zi-coder not found (${resolution.reason})`);
@@ -69,7 +93,8 @@ async function showStats(config: ZiConfig, log: vscode.LogOutputChannel): Promis
   );
   const outcome = interpretStats(run);
   if (outcome.kind === "output") {
-    const document = await vscode.workspace.openTextDocument({ content: outcome.text, language: "plaintext" });
+    stats.show(outcome.text);
+    const document = await vscode.workspace.openTextDocument(STATS_URI);
     await vscode.window.showTextDocument(document, { preview: true });
   } else if (outcome.kind === "unsupported") {
     void vscode.window.showInformationMessage(outcome.message);

@@ -2,7 +2,7 @@
  * Zi Coder for VS Code: the extension's entry point.
  *
  * Wires the parts together: the language client (client.ts) that runs
- * `zi-coder serve`, the inline completion provider with its acceptance events
+ * `zi-coder serve` (from the first file the window opens), the inline completion provider with its acceptance events
  * (inline.ts), the status bar (statusBar.ts) and the commands (commands.ts).
  * Diagnostics, quick fixes (code actions with resolve) and work-done progress are
  * vscode-languageclient's standard features. Logic that needs no editor lives in
@@ -34,6 +34,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<ZiApi>
       completionsEnabled: config.completionsEnabled(),
       configuredModel: configured.model,
       configuredUrl: configured.url,
+      phase: "waiting",
     },
     (headline) => log.debug(`status: ${headline}`),
   );
@@ -75,9 +76,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<ZiApi>
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => void zi.configurationChanged()),
     vscode.workspace.onDidCloseTextDocument((document) => inline.book.forgetDocument(document.uri.toString())),
+    vscode.workspace.onDidOpenTextDocument((document) => startFor(document)),
   );
 
-  void zi.start(); // activation does not wait for the server
+  // Activation is onStartupFinished, in every window, because the server serves every
+  // file (DOCUMENT_SELECTOR): Markdown, JSON, a Makefile as much as Python. The server
+  // itself starts with the first such document, so a window without files costs no
+  // process. Activation does not wait for it.
+  function startFor(document: vscode.TextDocument): boolean {
+    if (zi.requested || vscode.languages.match(DOCUMENT_SELECTOR, document) === 0) {
+      return false;
+    }
+    log.info(`First file: ${document.uri.scheme === "file" ? document.uri.fsPath : document.uri.toString()}`);
+    void zi.start();
+    return true;
+  }
+  vscode.workspace.textDocuments.some(startFor);
   return {
     get acceptanceEvents() {
       return mode;

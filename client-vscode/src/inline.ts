@@ -178,7 +178,7 @@ export class ZiInlineCompletions implements vscode.Disposable {
     this.book.markShown(id);
     const report = this.book.partial(id, length);
     if (report !== undefined) {
-      this.deps.log.debug(`partially accepted ${id}: ${report} characters`);
+      this.deps.log.debug(`partially accepted ${id}: ${report} code points`);
       this.notify(DID_PARTIALLY_ACCEPT, { id, acceptedLength: report });
     }
   }
@@ -211,7 +211,7 @@ export class ZiInlineCompletions implements vscode.Disposable {
     }
     const report = this.book.partial(shown.id, length);
     if (report !== undefined) {
-      this.deps.log.debug(`partially accepted ${shown.id}: ${report} characters (measured)`);
+      this.deps.log.debug(`partially accepted ${shown.id}: ${report} code points (measured)`);
       this.notify(DID_PARTIALLY_ACCEPT, { id: shown.id, acceptedLength: report });
     }
   }

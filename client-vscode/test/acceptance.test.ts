@@ -6,6 +6,7 @@ import {
   AcceptanceBook,
   TrackedSuggestion,
   acceptedPrefixLength,
+  codePointLength,
   completionIdOf,
   partialLengthOf,
   probablyShown,
@@ -60,6 +61,34 @@ describe("AcceptanceBook", () => {
       assert.deepEqual(lengths.map((length) => book.partial("c1", length)), expected);
     });
   }
+
+  // The server compares acceptedLength with Python's len(text), in code points; VS Code
+  // and JavaScript count UTF-16 code units, two for an emoji.
+  test("partial: VS Code's UTF-16 lengths are reported in code points", () => {
+    const book = new AcceptanceBook();
+    book.produced(suggestion("c1", 'print("😀 ok")\n'));
+    const throughEmoji = 'print("😀'.length; // 9 UTF-16 units, 8 code points
+    assert.equal(throughEmoji, 9);
+    assert.equal(book.partial("c1", throughEmoji), 8);
+    assert.equal(book.partial("c1", 'print("😀 ok")'.length), 13);
+    assert.equal(book.partial("c1", 1000), [...'print("😀 ok")\n'].length); // all of it: 14
+  });
+
+  test("partial: a length inside a surrogate pair leaves that character out", () => {
+    const book = new AcceptanceBook();
+    book.produced(suggestion("c1", "x = '𝔘'"));
+    assert.equal(book.partial("c1", 6), 5); // "x = '" and half of 𝔘
+    assert.equal(book.partial("c1", 7), 6);
+  });
+
+  test("partial: the approximation's measured prefix, with an astral character", () => {
+    const book = new AcceptanceBook();
+    const text = "label = '🚀 go'\n";
+    book.produced(suggestion("c1", text));
+    const measured = acceptedPrefixLength(text, "label = '🚀");
+    assert.equal(measured, 11); // UTF-16
+    assert.equal(book.partial("c1", measured!), 10); // Python: len("label = '🚀") == 10
+  });
 
   test("partial for an unknown suggestion reports nothing", () => {
     assert.equal(new AcceptanceBook().partial("nope", 3), undefined);
@@ -122,6 +151,23 @@ describe("acceptedPrefixLength", () => {
   for (const [name, insertText, typed, expected] of cases) {
     test(name, () => assert.equal(acceptedPrefixLength(insertText, typed), expected));
   }
+});
+
+describe("codePointLength", () => {
+  const text = "a😀b"; // UTF-16: a, high, low, b
+  const cases: Array<[number, number]> = [
+    [0, 0],
+    [1, 1],
+    [2, 1], // inside the pair: the emoji was not accepted whole
+    [3, 2],
+    [4, 3],
+    [9, 3],
+    [-1, 0],
+  ];
+  for (const [units, expected] of cases) {
+    test(`${units} units of ${JSON.stringify(text)}`, () => assert.equal(codePointLength(text, units), expected));
+  }
+  test("BMP text: the same number", () => assert.equal(codePointLength("héllo wörld", 7), 7));
 });
 
 describe("probablyShown", () => {

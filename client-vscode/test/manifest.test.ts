@@ -33,6 +33,16 @@ describe("package.json", () => {
     assert.ok(readSource("src/inline.ts").includes(`"${TRACK_BY_KEYS_CONTEXT_NAME}"`));
   });
 
+  test("activation matches the document selector: every file and unsaved buffer", () => {
+    // An onLanguage list would leave Markdown, JSON, a Makefile... without the server
+    // until a listed language opened, although the selector serves them.
+    const selector = readSource("src/client.ts").match(/export const DOCUMENT_SELECTOR = (\[[^\n]*\]);/)?.[1];
+    assert.equal(selector, '[{ scheme: "file" }, { scheme: "untitled" }]');
+    assert.deepEqual(manifest.activationEvents, ["onStartupFinished"]);
+    // ...and the server starts with the first such document, not with every window.
+    assert.match(readSource("src/extension.ts"), /vscode\.languages\.match\(DOCUMENT_SELECTOR, document\)/);
+  });
+
   test("the bundle is the entry point, and the .vsix leaves sources out", () => {
     assert.equal(manifest.main, "./dist/extension.js");
     const ignore = fs.readFileSync(path.join(ROOT, ".vscodeignore"), "utf8").split(/\r?\n/);

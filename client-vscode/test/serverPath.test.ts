@@ -65,7 +65,10 @@ describe("resolveServerCommand", () => {
       const message = missingServerMessage(resolution);
       assert.match(message, /not installed or not found/);
       assert.match(message, /zi\.server\.path/);
-      assert.match(message, /pip install zi-coder/);
+      // zi-coder is not on PyPI: the advice is a checkout, or the setting.
+      assert.match(message, /uv tool install <checkout>/);
+      assert.match(message, /~\/\.local\/bin/);
+      assert.doesNotMatch(message, /pip install/);
     }
   });
 

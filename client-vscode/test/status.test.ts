@@ -9,10 +9,14 @@ function run(events: StatusEvent[], start: StatusState = initialState()): Status
 
 const RUNNING: StatusEvent = { type: "running" };
 const READY: StatusEvent = { type: "ready" };
+/** The extension's state at activation: no file open yet, no server. */
+const WAITING = initialState({ phase: "waiting" });
 
 describe("status bar text", () => {
-  const cases: Array<[string, StatusEvent[], string, string]> = [
+  const cases: Array<[string, StatusEvent[], string, string, StatusState?]> = [
     ["starting", [], "$(sync~spin) Zi", "normal"],
+    ["waiting for the first file", [], "$(circle-outline) Zi", "normal", WAITING],
+    ["waiting, then starting", [{ type: "starting" }], "$(sync~spin) Zi", "normal", WAITING],
     ["running but still importing (fast start)", [RUNNING], "$(sync~spin) Zi", "normal"],
     ["ready after an answered request", [RUNNING, { type: "requestStarted" }, { type: "requestEnded", ok: true, items: 0 }], "$(sparkle) Zi", "normal"],
     ["idle", [RUNNING, READY], "$(sparkle) Zi", "normal"],
@@ -76,9 +80,9 @@ describe("status bar text", () => {
       "normal",
     ],
   ];
-  for (const [name, events, text, kind] of cases) {
+  for (const [name, events, text, kind, start] of cases) {
     test(name, () => {
-      const shown = view(run(events));
+      const shown = view(run(events, start));
       assert.equal(shown.text, text);
       assert.equal(shown.kind, kind);
     });
@@ -87,15 +91,16 @@ describe("status bar text", () => {
 
 describe("status bar tooltip", () => {
   test("the headline is the tooltip's first line and says the state", () => {
-    const cases: Array<[StatusEvent[], string]> = [
+    const cases: Array<[StatusEvent[], string, StatusState?]> = [
       [[], "Zi Coder: starting the server"],
       [[RUNNING, READY], "Zi Coder: ready"],
       [[RUNNING, READY, { type: "requestStarted" }], "Zi Coder: generating"],
       [[RUNNING, READY, { type: "problem", severity: "warning", message: "m" }], "Zi Coder: warning"],
       [[{ type: "failed", reason: "r" }], "Zi Coder: not running: r"],
+      [[], "Zi Coder: the server starts when a file opens", WAITING],
     ];
-    for (const [events, headline] of cases) {
-      const shown = view(run(events));
+    for (const [events, headline, start] of cases) {
+      const shown = view(run(events, start));
       assert.equal(shown.headline, headline);
       assert.equal(shown.tooltip.split("\n")[0], headline);
     }

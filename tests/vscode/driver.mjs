@@ -33,6 +33,11 @@ const SEL = {
   actionWidget: ".action-widget",
   statusItem: ".monaco-workbench .part.statusbar .statusbar-item",
   notification: ".notifications-toasts .notification-list-item",
+  notificationMessage: ".notification-list-item-message",
+  notificationButton: ".notification-list-item-buttons-container .monaco-button",
+  // A webview (e.g. the Markdown preview) is an iframe holding the content's iframe.
+  webviewContent: "iframe.webview.ready",
+  webviewActiveFrame: "#active-frame",
 };
 
 // A new editor widget creates some of its contributions only when the window is first
@@ -165,6 +170,12 @@ const commands = {
     return waitForValue(ghostText, expected, "ghost text");
   },
 
+  // The ghost text showing now ("" when none), without waiting for one.
+  async ghost_text() {
+    if ((await page.locator(SEL.ghost).count()) === 0) return "";
+    return ghostText();
+  },
+
   async wait_for_no_ghost_text() {
     await page.locator(SEL.ghost).first().waitFor({ state: "detached" });
     return null;
@@ -179,6 +190,35 @@ const commands = {
   // Waits until the active editor reads `expected` (e.g. once a quick fix's edit lands).
   async wait_for_editor_text({ expected }) {
     return waitForValue(editorText, expected, "editor text");
+  },
+
+  // Waits until the active editor's text contains `contains` (e.g. a document a command
+  // opened, such as an untitled one, which has no file to read).
+  async wait_for_editor_text_containing({ contains }) {
+    const deadline = Date.now() + timeoutMs;
+    let last;
+    for (;;) {
+      last = await editorText().catch(() => "");
+      if (last.includes(contains)) return last;
+      if (Date.now() > deadline) {
+        throw new Error(`editor text ${JSON.stringify(last)} does not contain ${JSON.stringify(contains)} after ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  },
+
+  // The active editor tab's label, once one contains `contains`.
+  async active_tab({ contains = "" }) {
+    const tab = page.locator(SEL.activeTab, { hasText: contains });
+    await tab.waitFor();
+    return (await tab.innerText()).trim();
+  },
+
+  // The text of the active webview (e.g. the Markdown preview), once it contains `contains`.
+  async webview_text({ contains = "" }) {
+    const body = page.frameLocator(`${SEL.webviewContent}:visible`).frameLocator(SEL.webviewActiveFrame).locator("body");
+    await body.filter({ hasText: contains }).waitFor();
+    return body.innerText();
   },
 
   // Ctrl+S, then wait until the tab is no longer dirty (the file is written).
@@ -258,10 +298,54 @@ const commands = {
       .map((e) => e.getAttribute("aria-label") || e.textContent).filter(Boolean), { sel: SEL.statusItem });
   },
 
+  // From now on, remember every status bar label shown (a MutationObserver), so that a
+  // test can tell a state that came and went (a restart's "starting") from a stale one.
+  async watch_status_bar() {
+    await page.evaluate(({ bar, sel }) => {
+      const seen = new Set();
+      const sample = () => document.querySelectorAll(sel).forEach((e) => {
+        const label = e.getAttribute("aria-label") || e.textContent;
+        if (label) seen.add(label);
+      });
+      sample();
+      window.__ziStatusWatcher?.observer.disconnect();
+      const observer = new MutationObserver(sample);
+      observer.observe(document.querySelector(bar), { subtree: true, childList: true, attributes: true, characterData: true });
+      window.__ziStatusWatcher = { observer, seen };
+    }, { bar: SEL.statusbar, sel: SEL.statusItem });
+    return null;
+  },
+
+  // The labels seen since watch_status_bar, once one contains `contains`.
+  async status_bar_seen({ contains = "" }) {
+    await page.waitForFunction(
+      (contains) => [...(window.__ziStatusWatcher?.seen ?? [])].some((label) => label.includes(contains)),
+      contains);
+    return page.evaluate(() => [...window.__ziStatusWatcher.seen]);
+  },
+
   // Toasts on screen, once one shows (a command's answer may take a moment).
   async notifications() {
     await page.locator(SEL.notification).first().waitFor();
     return page.locator(SEL.notification).allInnerTexts();
+  },
+
+  // The toast containing `contains`, once it shows: its message and its buttons.
+  async notification({ contains }) {
+    const toast = page.locator(SEL.notification, { hasText: contains }).first();
+    await toast.waitFor();
+    return {
+      message: (await toast.locator(SEL.notificationMessage).innerText()).trim(),
+      buttons: (await toast.locator(SEL.notificationButton).allInnerTexts()).map((b) => b.trim()),
+    };
+  },
+
+  // Clicks the button `button` of the toast containing `contains`; the toast closes.
+  async click_notification_button({ contains, button }) {
+    const toast = page.locator(SEL.notification, { hasText: contains }).first();
+    await toast.locator(SEL.notificationButton, { hasText: button }).first().click();
+    await toast.waitFor({ state: "detached" });
+    return null;
   },
 
   // Escape hatch for a test's one-off needs: a function body run in the page.

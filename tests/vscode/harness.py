@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -297,6 +298,14 @@ class DriverError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class Notification:
+    """A toast: its message and its buttons' labels, in order."""
+
+    message: str
+    buttons: list[str]
+
+
 class VSCode:
     """The workbench in chromium, one method per user action (see driver.mjs)."""
 
@@ -380,6 +389,10 @@ class VSCode:
         """The inline suggestion's visible text, once one shows (and reads `expected`)."""
         return str(self.call("wait_for_ghost_text", timeout=timeout, expected=expected))
 
+    def ghost_text(self) -> str:
+        """The inline suggestion's visible text now, "" when none shows (no waiting)."""
+        return str(self.call("ghost_text"))
+
     def wait_for_no_ghost_text(self, timeout: float | None = None) -> None:
         self.call("wait_for_no_ghost_text", timeout=timeout)
 
@@ -390,6 +403,19 @@ class VSCode:
     def wait_for_editor_text(self, expected: str, timeout: float | None = None) -> str:
         """editor_text() once it reads `expected`, e.g. after an edit made by a server."""
         return str(self.call("wait_for_editor_text", timeout=timeout, expected=expected))
+
+    def wait_for_editor_text_containing(self, contains: str, timeout: float | None = None) -> str:
+        """editor_text() once it contains `contains`: for documents without a file, such as
+        an untitled one a command opened."""
+        return str(self.call("wait_for_editor_text_containing", timeout=timeout, contains=contains))
+
+    def active_tab(self, contains: str = "", timeout: float | None = None) -> str:
+        """The active editor tab's label, once it contains `contains`."""
+        return str(self.call("active_tab", timeout=timeout, contains=contains))
+
+    def webview_text(self, contains: str = "", timeout: float | None = None) -> str:
+        """The active webview's text (e.g. a Markdown preview), once it contains `contains`."""
+        return str(self.call("webview_text", timeout=timeout, contains=contains))
 
     def save(self) -> None:
         """Ctrl+S, returning once the tab is no longer dirty."""
@@ -433,8 +459,29 @@ class VSCode:
         """Status bar items' labels, once one contains `contains`."""
         return list(self.call("status_bar", timeout=timeout, contains=contains))
 
+    def watch_status_bar(self) -> None:
+        """Remember every status bar label shown from now on (see status_bar_seen)."""
+        self.call("watch_status_bar")
+
+    def status_bar_seen(self, contains: str = "", timeout: float | None = None) -> list[str]:
+        """The status bar labels shown since watch_status_bar(), once one contains
+        `contains`: a state that came and went (a restart's "starting") is in it, which
+        `status_bar` can miss or read stale."""
+        return list(self.call("status_bar_seen", timeout=timeout, contains=contains))
+
     def notifications(self) -> list[str]:
         return list(self.call("notifications"))
+
+    def notification(self, contains: str, timeout: float | None = None) -> Notification:
+        """The toast containing `contains`, once it shows: its message and button labels."""
+        found = self.call("notification", timeout=timeout, contains=contains)
+        return Notification(message=str(found["message"]), buttons=list(found["buttons"]))
+
+    def click_notification_button(
+        self, contains: str, button: str, timeout: float | None = None
+    ) -> None:
+        """Click `button` on the toast containing `contains` (the toast then closes)."""
+        self.call("click_notification_button", timeout=timeout, contains=contains, button=button)
 
     def evaluate(self, body: str, arg: Any = None) -> Any:
         """Run a function body in the page (`arg` is its argument); returns its result."""

@@ -11,7 +11,12 @@ Chromium, driven by Playwright (harness.py, driver.mjs), types and presses keys:
   with the length accepted: through VS Code's proposed API (the extension's default with
   --enable-proposed-api) and through the extension's approximation;
 - saving a file with an undefined name shows ruff's diagnostic in the Problems view;
-- the "Fix with Zi" quick fix rewrites the line as the (scripted) chat model answers.
+- the "Fix with Zi" quick fix rewrites the line as the (scripted) chat model answers;
+- a missing server: the notification says what is wrong, "How to Install" opens the
+  installed README, "Set Path" the setting, and the status bar shows the error;
+- the commands: disabling inline completions stops the requests, enabling brings them
+  back, restarting starts a new server that completes;
+- "Zi: Show Completion Stats" shows `zi-coder stats` for the history being written.
 
 Every step's screenshot is in tests/vscode/artifacts/<test>/, next to the Zi Coder log.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,10 +113,15 @@ class Zi:
 def open_zi(
     launch_vscode: LaunchVSCode, zi_vsix: Path, scripted_model: ScriptedModel, tmp_path: Path
 ) -> Callable[..., Zi]:
-    """VS Code on a workspace of `files` with `file` open, once the status bar says Zi
-    Coder is ready; `settings` are added to the test's."""
+    """VS Code on a workspace of `files` with `file` open, once the status bar says
+    `status` (Zi Coder is ready); `settings` are added to the test's."""
 
-    def open_(files: dict[str, str], file: str, settings: dict[str, Any] | None = None) -> Zi:
+    def open_(
+        files: dict[str, str],
+        file: str,
+        settings: dict[str, Any] | None = None,
+        status: str = "Zi Coder: ready",
+    ) -> Zi:
         database = tmp_path / "history.db"
         vscode = launch_vscode(
             workspace_files=files,
@@ -129,7 +140,7 @@ def open_zi(
         )
         vscode.open_file(file)
         # The server has answered beyond `initialize` (see client-vscode/README.md).
-        vscode.status_bar("Zi Coder: ready", timeout=90)
+        vscode.status_bar(status, timeout=90)
         return Zi(vscode, scripted_model, database)
 
     return open_
@@ -263,3 +274,145 @@ def test_fix_with_zi_rewrites_the_line_as_the_model_answers(
     assert vscode.file_text("calc.py") == fixed
     vscode.status_bar("No Problems")  # ruff, run again on save, finds nothing
     vscode.screenshot("fixed-and-saved")
+
+
+@pytest.mark.timeout(300)
+def test_a_missing_server_says_what_is_wrong_and_how_to_fix_it(
+    open_zi: Callable[..., Zi], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "zi-coder"
+    zi = open_zi(
+        {"calc.py": ADD},
+        "calc.py",
+        {"zi.server.path": str(missing)},
+        status="Zi Coder: not running",
+    )
+    vscode = zi.vscode
+
+    # The status bar item is in its error state, and says why.
+    labels = vscode.status_bar("Zi Coder: not running")
+    assert "Zi Coder: not running: zi-coder not found (see Zi: Open Log)" in labels, labels
+    # The notification names the problem and offers the ways out.
+    toast = vscode.notification("not installed or not found")
+    assert f"({missing} is not an executable file)" in toast.message, toast.message
+    assert "uv tool install" in toast.message and "zi.server.path" in toast.message
+    assert "pip install" not in toast.message  # zi-coder is not on PyPI
+    assert toast.buttons == ["How to Install", "Set Path", "Open Log"]
+    vscode.screenshot("missing-server")
+    poll(lambda: f"Tried: {missing}" in zi.log(), "the paths tried, in the Zi Coder log")
+
+    # "How to Install": the README of the installed extension (vsce stores it as
+    # readme.md), in the Markdown preview.
+    vscode.click_notification_button("not installed or not found", "How to Install")
+    assert vscode.active_tab("Preview") == "Preview readme.md"
+    readme = vscode.webview_text("uv tool install")
+    assert "Zi Coder for VS Code" in readme
+    vscode.screenshot("how-to-install")
+
+    # Zi: Restart Server tries again, and fails the same way; "Set Path" opens the
+    # setting.
+    vscode.run_command("Zi: Restart Server")
+    vscode.notification("not installed or not found")
+    vscode.status_bar("Zi Coder: not running")
+    poll(lambda: zi.log().count(f"Tried: {missing}") == 2, "a second attempt in the log")
+    # code-server is a remote window: the setting is in the Remote tab (the User tab
+    # does not list machine settings there).
+    vscode.click_notification_button("not installed or not found", "Set Path")
+    shown = poll(
+        lambda: vscode.evaluate(
+            "const editor = document.querySelector('.settings-editor');"
+            "if (!editor) return null;"
+            "const rows = [...editor.querySelectorAll('.setting-item-title')];"
+            "if (!rows.some((e) => e.textContent.startsWith('Zi'))) return null;"
+            "const tab = editor.querySelector('.settings-tabs-widget .action-label.checked');"
+            "return {tab: tab && tab.textContent, rows: rows.map((e) => e.textContent)};"
+        ),
+        "the setting in the settings editor",
+        timeout=20,
+    )
+    vscode.screenshot("set-path")
+    # ("Also modified in User": the test writes its settings to both.)
+    assert [row.split("(")[0] for row in shown["rows"]] == ["Zi \u203a Server: Path"], shown
+    assert shown["tab"].startswith("Remote"), shown
+
+
+@pytest.mark.timeout(300)
+def test_commands_disable_enable_and_restart(open_zi: Callable[..., Zi]) -> None:
+    zi = open_zi({"calc.py": ADD}, "calc.py")
+    zi.model.reply_with(continuation_after("\n    ret", "urn a + b"))
+    vscode = zi.vscode
+    starting = f"Starting {zi_coder_executable()} serve"
+    assert zi.log().count(starting) == 1
+
+    # Disabled: the status bar says so, and typing asks the model nothing.
+    vscode.run_command("Zi: Disable Inline Completions")
+    vscode.status_bar("Zi Coder: inline completions are off")
+    vscode.screenshot("completions-off")
+    vscode.goto(2, 5)
+    asked = len(zi.model.requests)
+    vscode.type_text("ret")
+    time.sleep(2)  # ghost text comes within ~0.5 s when enabled (see below)
+    assert vscode.ghost_text() == ""
+    assert len(zi.model.requests) == asked
+    assert vscode.editor_text() == "def add(a, b):\n    ret\n"
+    vscode.screenshot("no-ghost-text-while-off")
+
+    # Enabled again: the same typing brings the suggestion.
+    vscode.run_command("Zi: Enable Inline Completions")
+    vscode.status_bar("Zi Coder: ready")
+    vscode.press("Backspace")
+    vscode.type_text("t")
+    assert vscode.wait_for_ghost_text() == "urn a + b"
+    assert len(zi.model.requests) > asked
+    vscode.screenshot("completions-on-again")
+    vscode.press("Escape")
+    vscode.wait_for_no_ghost_text()
+
+    # Zi: Restart Server: a second server process, ready, and completing. (The status
+    # bar is watched: it reads "ready" until the restart's "starting" arrives.)
+    vscode.watch_status_bar()
+    vscode.run_command("Zi: Restart Server")
+    vscode.status_bar_seen("Zi Coder: starting the server", timeout=60)
+    vscode.status_bar("Zi Coder: ready", timeout=90)
+    poll(lambda: zi.log().count(starting) == 2, "a second server start in the Zi Coder log")
+    vscode.screenshot("restarted")
+    vscode.press("Backspace")
+    vscode.type_text("t")
+    assert vscode.wait_for_ghost_text() == "urn a + b"
+    vscode.press("Tab")
+    vscode.wait_for_no_ghost_text()
+    vscode.save()
+    assert vscode.file_text("calc.py") == "def add(a, b):\n    return a + b\n"
+    vscode.screenshot("completed-after-restart")
+    # The new process recorded it.
+    completions = zi.wait_for_completions("accepted")
+    assert [c["outcome"] for c in completions].count("accepted") == 1
+
+
+STATS_LINE = "Acceptance rate: 100.0 % (1 of 1 shown)"
+
+
+@pytest.mark.timeout(300)
+def test_show_completion_stats_after_one_accepted_suggestion(open_zi: Callable[..., Zi]) -> None:
+    zi = open_zi({"calc.py": ADD}, "calc.py")
+    zi.model.reply_with(continuation_after("\n    ret", "urn a + b"))
+    vscode = zi.vscode
+
+    vscode.goto(2, 5)
+    vscode.type_text("ret")
+    assert vscode.wait_for_ghost_text() == "urn a + b"
+    vscode.press("Tab")
+    vscode.wait_for_no_ghost_text()
+    (completion,) = zi.wait_for_completions("accepted")
+    assert completion["shown_at"] is not None
+    vscode.screenshot("accepted")
+
+    # `zi-coder stats` reads the history of zi.database_url (passed as ZI_DATABASE_URL):
+    # the default database, empty, would not say 1 of 1. Its output is in a read-only
+    # editor of its own.
+    vscode.run_command("Zi: Show Completion Stats")
+    text = vscode.wait_for_editor_text_containing(STATS_LINE, timeout=60)
+    vscode.screenshot("stats")
+    assert STATS_LINE in text.splitlines(), text
+    assert f"sqlite:///{zi.database}" in text, text
+    assert "Zi Coder Stats" in vscode.active_tab("Zi Coder Stats"), vscode.active_tab()

@@ -1,7 +1,10 @@
 /**
  * Bookkeeping for what the user did with each suggestion, so the server's history
  * gets `zi/didShowCompletion {id}` once per suggestion and
- * `zi/didPartiallyAcceptCompletion {id, acceptedLength}` once per step forward.
+ * `zi/didPartiallyAcceptCompletion {id, acceptedLength}` once per step forward, the
+ * length in code points (the server compares it with Python's `len` of the text; VS
+ * Code and JavaScript count UTF-16 code units, which differ for emoji and other
+ * astral characters).
  *
  * VS Code reports showing and partial acceptance only through the proposed API
  * `inlineCompletionsAdditions` (`handleDidShowCompletionItem`,
@@ -77,15 +80,16 @@ export class AcceptanceBook {
   }
 
   /**
-   * A partial acceptance up to `acceptedLength` characters of the suggestion: the
-   * length to report, or undefined when there is nothing new to report.
+   * A partial acceptance of the suggestion's first `acceptedLength` UTF-16 code units
+   * (JavaScript's and VS Code's unit): the length to report in the server's unit, code
+   * points (Python's `len`), or undefined when there is nothing new to report.
    */
   partial(id: string, acceptedLength: number): number | undefined {
     const entry = this.entries.get(id);
     if (entry === undefined || !Number.isInteger(acceptedLength) || acceptedLength <= 0) {
       return undefined;
     }
-    const length = Math.min(acceptedLength, entry.suggestion.insertText.length);
+    const length = codePointLength(entry.suggestion.insertText, acceptedLength);
     if (length <= entry.reportedLength) {
       return undefined;
     }
@@ -96,6 +100,29 @@ export class AcceptanceBook {
   forgetDocument(uri: string): void {
     this.lastShownByUri.delete(uri);
   }
+}
+
+/**
+ * How many code points (what the server, in Python, counts as characters) the first
+ * `utf16Length` UTF-16 code units of `text` hold: an astral character such as an emoji
+ * is two units in JavaScript and one character for the server. A length beyond the
+ * text counts the whole text; one that ends inside a surrogate pair leaves that
+ * character out (it was not accepted whole).
+ */
+export function codePointLength(text: string, utf16Length: number): number {
+  let end = Math.max(0, Math.min(Math.trunc(utf16Length), text.length));
+  if (end > 0 && end < text.length && isHighSurrogate(text.charCodeAt(end - 1)) && isLowSurrogate(text.charCodeAt(end))) {
+    end -= 1;
+  }
+  return [...text.slice(0, end)].length;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
 }
 
 /** The completion id carried by an item's command, if it is the server's accept command. */
@@ -126,7 +153,8 @@ export function partialLengthOf(info: unknown): number | undefined {
  * `textSinceStart` is the document text from the suggestion's start to the cursor.
  * Undefined unless it is a non-empty prefix of the suggestion (then it was not ours,
  * or the user edited in between). CRLF documents count line breaks as one "\n",
- * the way the server's text does.
+ * the way the server's text does. The length is in UTF-16 code units, as VS Code's own
+ * `acceptedLength`; `AcceptanceBook.partial` turns it into the server's code points.
  */
 export function acceptedPrefixLength(insertText: string, textSinceStart: string): number | undefined {
   const typed = textSinceStart.replace(/\r\n/g, "\n");

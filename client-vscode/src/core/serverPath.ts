@@ -2,8 +2,8 @@
  * Where the `zi-coder` executable is: `zi.server.path` as a name on PATH or a path,
  * with `~`, `${userHome}` and `${workspaceFolder}` expanded. With the default name,
  * a workspace's `.venv/bin/zi-coder` (trusted workspaces only: it is the
- * workspace's own program) and `~/.local/bin/zi-coder` (`pip install --user`,
- * `uv tool install`) are tried too, since VS Code often starts without the
+ * workspace's own program) and `~/.local/bin/zi-coder` (`uv tool install`,
+ * `pip install --user`) are tried too, since VS Code often starts without the
  * shell's PATH.
  *
  * The file system is passed in (`isExecutable`), so this is unit-tested in plain Node.
@@ -131,7 +131,7 @@ function windowsExtensions(pathExt: string | undefined): string[] {
 export function missingServerMessage(resolution: Extract<Resolution, { found: false }>): string {
   return (
     `Zi Coder: the language server is not installed or not found (${resolution.reason}). ` +
-    "Install it (`pip install zi-coder`, or `uv tool install .` in a checkout), " +
+    "Install it from a checkout of zi-coder (`uv tool install <checkout>` puts it in ~/.local/bin, where the default zi.server.path finds it), " +
     "or set zi.server.path to the zi-coder executable."
   );
 }

@@ -1,6 +1,7 @@
 /**
  * The status bar item's state machine: events in, one immutable state, one view out.
  *
+ * - waiting: `$(circle-outline) Zi` until the first file opens (the server starts then)
  * - idle: `$(sparkle) Zi`
  * - generating: `$(sync~spin) Zi` while an inline completion request or a server
  *   work-done progress (code actions, generated tests) is under way
@@ -12,7 +13,8 @@
  * ..."), else the configured `zi.inference.model`, else how the server will pick it.
  */
 
-export type Phase = "starting" | "running" | "stopped" | "failed";
+/** "waiting": not started yet; the server starts with the first file the window opens. */
+export type Phase = "waiting" | "starting" | "running" | "stopped" | "failed";
 export type Severity = "error" | "warning";
 
 export interface Problem {
@@ -171,6 +173,9 @@ export function view(state: StatusState): StatusView {
     text = "$(error) Zi";
     kind = "error";
     headline = `Zi Coder: not running: ${state.failure ?? "the server stopped"}`;
+  } else if (state.phase === "waiting") {
+    text = "$(circle-outline) Zi";
+    headline = "Zi Coder: the server starts when a file opens";
   } else if (state.phase === "stopped") {
     text = "$(debug-disconnect) Zi";
     headline = "Zi Coder: server stopped";
