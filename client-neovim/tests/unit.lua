@@ -12,8 +12,11 @@ H.run(function()
     { "\n    return x", "\n    " },
     { "  \n\tx", "  \n\t" },
     { "   ", "   " },
-    { "café = 1", "caf" },
+    { "café = 1", "café" }, -- Vim's keyword characters, not Lua's ASCII %w
+    { "naïve(x)", "naïve" },
+    { " Ωmega", " Ωmega" },
     { "é = 1", "é" },
+    { "«x»", "«" },
   }
   for _, case in ipairs(word_cases) do
     local got = text.next_word(case[1])

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from server import __version__
 from tests.e2e.conftest import server_env
 from tests.e2e.test_inline_completion import db_rows
 from tests.support.scripted_model import Reply, ScriptedModel
@@ -213,14 +214,90 @@ def test_dismiss_keys_and_moves_remove_the_ghost_text(
     assert all(g["col"] != moved["old"][1] for g in moved["ghosts"]), run
 
 
+def test_keys_run_the_users_own_mappings_when_nothing_is_shown(
+    tmp_path: Path, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+
+    run = run_script("fallback", tmp_path, scripted_model, db_url)
+
+    seen = run.seen
+    # Shown: <C-]> is Zi's dismiss, and the user's <C-]> does not run.
+    assert seen["after_dismiss"] == {"line": "    ", "user_bracket": 0}, run
+    # Nothing shown: the user's <Tab> (through its <Plug> mapping) and buffer-local
+    # <M-l> ran instead, and neither indented nor inserted anything.
+    assert seen["nothing_shown"] == {"line": "    ", "ghosts": []}, run
+    # The user's expr <C-]> returns "<Tab>" without remapping: an indent.
+    assert seen["user_bracket"] == {"line": "        ", "user_tab": 1}, run
+    # Shown again: <Tab> accepts, and the user's <Tab> does not run.
+    assert seen["accepted"] == {"line": "        return a + b", "user_tab": 1}, run
+    # Detached: the plugin's keys are gone and the user's buffer-local <M-l> is back.
+    assert seen["after_detach"] == {
+        "tab": {"buffer": 0, "rhs": "<Plug>(user-tab)"},
+        "line": {"buffer": 1, "desc": "user's"},
+        "bracket": 0,
+    }, run
+
+
+def test_completion_menu_over_a_suggestion_does_not_insert_it(
+    tmp_path: Path, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    scripted_model.reply_with(Reply(text="total = a + b"))
+
+    run = run_script("menu", tmp_path, scripted_model, db_url)
+
+    menu = run.seen["menu"]
+    word = menu["line"].strip()  # the buffer word <C-n> inserted
+    assert word in {"def", "add", "a", "b"}, run
+    after = run.seen["after_tab"]
+    # <Tab> went to the menu (it ended completion and indented); nothing else came in.
+    assert "total" not in "\n".join(after["lines"]), run
+    assert after["lines"] == ["def add(a, b):", after["lines"][1]], run
+    assert after["lines"][1].strip() == word, run
+    assert after["menu"] == 0, run
+    assert menu["ghosts"] == [], run  # the stale ghost text went with the change
+
+
+def test_setup_warns_when_the_server_command_is_not_found(
+    tmp_path: Path, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    run = run_script("missing", tmp_path, scripted_model, db_url)
+
+    assert run.seen["found"] == [], run
+    assert run.seen["missing"] == [
+        {
+            "msg": "zi: 'zi-coder-not-installed' not found; install it or set `cmd` "
+            "(see :checkhealth zi)",
+            "level": run.seen["warn"],
+        }
+    ], run
+
+
+def test_word_accept_takes_non_ascii_letters_and_counts_code_points(
+    tmp_path: Path, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    scripted_model.reply_with(Reply(text="naïve = café"))
+
+    run = run_script("unicode", tmp_path, scripted_model, db_url)
+
+    word = run.seen["after_word"]
+    assert word["line"] == "    naïve", run
+    assert word["cursor"] == [1, 4 + len("naïve".encode())], run  # byte column
+    assert [g["text"] for g in word["ghosts"]] == [" = café"], run
+    # 5 characters, though 6 bytes: Unicode code points, as the protocol says.
+    assert completion_row(db_url, run.seen["id"], "partially_accepted") == [
+        ("partially_accepted", 5, 1)
+    ], run
+
+
 def test_checkhealth_reports_binary_connection_and_model(
     tmp_path: Path, scripted_model: ScriptedModel, db_url: str
 ) -> None:
     run = run_script("health", tmp_path, scripted_model, db_url)
 
     report = "\n".join(run.seen["health"])
-    assert "- ✅ OK zi-coder 0.1.0" in report, run
-    assert "connected to zi-coder 0.1.0" in report, run
+    assert f"- ✅ OK zi-coder {__version__}" in report, run
+    assert f"connected to zi-coder {__version__}" in report, run
     assert "ghost text: zi's extmarks (Neovim 0.11)" in report, run
     assert f"OK model: server              {scripted_model.url}" in report, run
     assert "ERROR" not in report, run
@@ -247,7 +324,12 @@ def test_diagnostics_and_a_quick_fix_through_neovims_own_lsp(
 def test_neovim_012_uses_its_builtin_inline_completion(
     tmp_path: Path, scripted_model: ScriptedModel, db_url: str
 ) -> None:
+    """A smoke test: 0.12 is not installed, so a stand-in for vim.lsp.inline_completion
+    records what the plugin calls; Neovim's own inline completion is not exercised."""
     run = run_script("builtin", tmp_path, scripted_model, db_url)
 
     assert run.seen["calls"] == [["enable", True, {"bufnr": run.seen["buf"]}], ["get"]], run
     assert run.seen["own_autocmds"] is False, run  # no augroup: zi's own ghost text is off
+    assert run.seen["tab_desc"] == "Zi: accept the suggestion", run
+    # Detached: the plugin's <Tab> is gone (Neovim's own global <Tab> is what is left).
+    assert not run.seen["tab_desc_after_detach"].startswith("Zi:"), run

@@ -33,8 +33,10 @@ local function check_binary(cmd)
   local exe = vim.fn.exepath(cmd[1])
   if exe == "" then
     vim.health.error(("`%s` not found"):format(cmd[1]), {
-      "Install Zi Coder (`pip install zi-coder` or `uv sync` in its checkout)",
-      "or point `cmd` in require('zi').setup() at it",
+      "Install Zi Coder from its checkout: `uv tool install <path to the zi-coder checkout>`"
+        .. " (puts `zi-coder` in ~/.local/bin, which must be on your PATH)",
+      "or point `cmd` in require('zi').setup() at it,"
+        .. " e.g. { '/path/to/zi-coder/.venv/bin/zi-coder', 'serve' }",
     })
     return false
   end

@@ -18,13 +18,13 @@ local function on_attach(client, buf)
     return
   end
   vim.lsp.inline_completion.enable(true, { bufnr = buf })
-  local accept = config.options.keys.accept
-  if accept then
+  local accept = config.options.keys.accept or {}
+  for _, key in ipairs(type(accept) == "table" and accept or { accept }) do
     -- get() accepts the shown item (running its command, so Zi records it) and
-    -- returns false when there is none, so the key keeps its usual meaning.
-    vim.keymap.set("i", accept, function()
-      return vim.lsp.inline_completion.get() and "" or accept
-    end, { buffer = buf, expr = true, desc = "Zi: accept the suggestion" })
+    -- returns false when there is none: the key then does what it did before.
+    require("zi.keymap").set(buf, key, function()
+      return vim.lsp.inline_completion.get() and "" or nil
+    end, "accept the suggestion")
   end
 end
 
@@ -34,6 +34,13 @@ function M.setup(opts)
     return
   end
   local o = config.set(opts)
+  -- vim.lsp.enable() says nothing when the server cannot be started.
+  if type(o.cmd) == "table" and vim.fn.executable(o.cmd[1]) == 0 then
+    vim.notify_once(
+      ("zi: '%s' not found; install it or set `cmd` (see :checkhealth zi)"):format(o.cmd[1]),
+      vim.log.levels.WARN
+    )
+  end
   vim.api.nvim_set_hl(0, o.hl_group, { link = "Comment", default = true })
 
   -- Empty settings would be sent as a JSON list ([]); leave them out instead.
@@ -59,6 +66,17 @@ function M.setup(opts)
       end
     end,
   })
+  if M.has_builtin_inline() then -- on 0.11, zi.inline cleans up after itself
+    vim.api.nvim_create_autocmd("LspDetach", {
+      group = group,
+      callback = function(ev)
+        local client = vim.lsp.get_client_by_id(ev.data.client_id)
+        if client and client.name == M.name then
+          require("zi.keymap").restore(ev.buf)
+        end
+      end,
+    })
+  end
   vim.api.nvim_create_autocmd("VimLeavePre", {
     group = group,
     callback = function()

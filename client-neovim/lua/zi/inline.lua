@@ -4,6 +4,7 @@
 -- (zi/didShowCompletion, zi/didPartiallyAcceptCompletion, the item's command).
 local config = require("zi.config")
 local ghost = require("zi.ghost")
+local keymap = require("zi.keymap")
 local text = require("zi.text")
 
 local M = {}
@@ -32,6 +33,11 @@ end
 
 local function in_insert_mode()
   return vim.api.nvim_get_mode().mode:sub(1, 1) == "i"
+end
+
+-- The built-in completion menu is open: keys and the cursor line belong to it.
+local function menu_open()
+  return vim.fn.pumvisible() == 1
 end
 
 local function cancel_pending(buf)
@@ -88,7 +94,7 @@ local function text_at_cursor(buf, item, row, col, encoding)
 end
 
 local function request(buf, trigger)
-  if buf ~= vim.api.nvim_get_current_buf() or not in_insert_mode() then
+  if buf ~= vim.api.nvim_get_current_buf() or not in_insert_mode() or menu_open() then
     return
   end
   local client = vim.lsp.get_clients({ bufnr = buf, name = "zi" })[1]
@@ -116,6 +122,7 @@ local function request(buf, trigger)
       not vim.api.nvim_buf_is_valid(buf)
       or buf ~= vim.api.nvim_get_current_buf()
       or not in_insert_mode()
+      or menu_open()
       or vim.b[buf].changedtick ~= tick
       or now_row ~= row
       or now_col ~= col
@@ -157,13 +164,21 @@ function M.schedule(buf, invoked)
   end))
 end
 
+-- Whether `s` is still where it was drawn: the cursor at its start and the text
+-- unchanged since (our own partial accepts move both on with it).
+local function in_place(buf, s)
+  local row, col = cursor()
+  return row == s.row and col == s.col and vim.b[buf].changedtick == s.tick
+end
+
 -- Text changed or the cursor moved: the suggestion no longer applies, unless the
 -- change is our own partial accept, which leaves the cursor where the rest is drawn.
+-- With the completion menu open, Neovim sends TextChangedP instead of TextChangedI
+-- and no CursorMovedI.
 local function on_edit(buf)
   local s = suggestions[buf]
   if s then
-    local row, col = cursor()
-    if row == s.row and col == s.col and vim.b[buf].changedtick == s.tick then
+    if in_place(buf, s) then
       return
     end
     M.dismiss(buf)
@@ -186,6 +201,10 @@ function M.accept(how)
   local s = suggestions[buf]
   local client = s and vim.lsp.get_client_by_id(s.client_id)
   if not s or not client then
+    return false
+  end
+  if not in_place(buf, s) then -- a change no autocommand reported: never insert it elsewhere
+    M.dismiss(buf)
     return false
   end
   local piece = how == "word" and text.next_word(s.text)
@@ -211,26 +230,39 @@ function M.accept(how)
 end
 
 -- An insert-mode key that acts on a shown suggestion and otherwise does what it
--- always does. An expr mapping cannot edit the buffer (textlock), so it returns a
--- <Cmd> that does.
+-- did before (zi.keymap). An expr mapping cannot edit the buffer (textlock), so it
+-- returns a <Cmd> that does. While the completion menu is open the key is the
+-- menu's; a suggestion that is no longer in place is dismissed, and the key falls
+-- through.
 local function as_list(lhs)
   return type(lhs) == "table" and lhs or { lhs }
 end
 
-local function map(buf, lhs, action, desc)
+local function map(buf, lhs, action, desc, always)
   for _, key in ipairs(as_list(lhs)) do
-    vim.keymap.set("i", key, function()
-      if suggestions[buf] then
+    keymap.set(buf, key, function()
+      local s = suggestions[buf]
+      if not s then
+        return nil
+      end
+      if always or (in_place(buf, s) and not menu_open()) then
         return "<Cmd>lua require('zi.inline')." .. action .. "<CR>"
       end
-      return key
-    end, { buffer = buf, expr = true, desc = desc })
+      if not in_place(buf, s) then
+        vim.schedule(function()
+          if suggestions[buf] == s then
+            M.dismiss(buf)
+          end
+        end)
+      end
+      return nil
+    end, desc)
   end
 end
 
 function M.attach(client, buf)
   local group = vim.api.nvim_create_augroup("zi.inline." .. buf, { clear = true })
-  vim.api.nvim_create_autocmd({ "InsertEnter", "TextChangedI", "CursorMovedI" }, {
+  vim.api.nvim_create_autocmd({ "InsertEnter", "TextChangedI", "TextChangedP", "CursorMovedI" }, {
     group = group,
     buffer = buf,
     callback = function()
@@ -257,26 +289,27 @@ function M.attach(client, buf)
 
   local keys = config.options.keys
   if keys.accept then
-    map(buf, keys.accept, "accept('all')", "Zi: accept the suggestion")
+    map(buf, keys.accept, "accept('all')", "accept the suggestion")
   end
   if keys.accept_word then
-    map(buf, keys.accept_word, "accept('word')", "Zi: accept the next word")
+    map(buf, keys.accept_word, "accept('word')", "accept the next word")
   end
   if keys.accept_line then
-    map(buf, keys.accept_line, "accept('line')", "Zi: accept the next line")
+    map(buf, keys.accept_line, "accept('line')", "accept the next line")
   end
   if keys.dismiss then
-    map(buf, keys.dismiss, "dismiss()", "Zi: dismiss the suggestion")
+    map(buf, keys.dismiss, "dismiss()", "dismiss the suggestion", true)
   end
   for _, key in ipairs(keys.suggest and as_list(keys.suggest) or {}) do
-    vim.keymap.set("i", key, function()
-      M.schedule(buf, true)
-    end, { buffer = buf, desc = "Zi: suggest now" })
+    keymap.set(buf, key, function()
+      return ("<Cmd>lua require('zi.inline').schedule(%d, true)<CR>"):format(buf)
+    end, "suggest now")
   end
 end
 
 function M.detach(buf)
   M.dismiss(buf)
+  keymap.restore(buf)
   if timers[buf] then
     timers[buf]:close()
     timers[buf] = nil

@@ -1,14 +1,24 @@
 -- Pure helpers: how much of a suggestion one partial accept takes.
 local M = {}
 
--- The next word: leading blanks plus a run of word characters, or of punctuation;
--- at a line break, the break and the next line's indentation. Multi-byte characters
--- (all bytes >= 0x80) stay whole, since they never match %w, %s or _.
+local WORD_PATTERNS = {
+  [[\v^[ \t]*\k+]],
+  [=[\v^[ \t]*[^[:keyword:] \t\r\n]+]=],
+  [[\v^[ \t]*\r?\n[ \t]*]],
+}
+
+-- The next word: leading blanks plus a run of keyword characters (Vim's \k, so
+-- "naïve" or "Ωmega" is one word, following the current buffer's 'iskeyword'), or a
+-- run of other non-blank characters; at a line break, the break and the next line's
+-- indentation. Byte strings: #word is in bytes, vim.fn.strchars(word) in characters.
 function M.next_word(s)
-  return s:match("^[ \t]*[%w_]+")
-    or s:match("^[ \t]*[^%w_%s]+")
-    or s:match("^[ \t]*\r?\n[ \t]*")
-    or s
+  for _, pattern in ipairs(WORD_PATTERNS) do
+    local word = vim.fn.matchstr(s, pattern)
+    if word ~= "" then
+      return word
+    end
+  end
+  return s
 end
 
 -- The rest of the current line, without its line break; when the suggestion's
