@@ -195,6 +195,26 @@ def test_partial_accept_takes_one_word_then_one_line(
     ], run
 
 
+def test_typing_the_suggestion_keeps_the_rest_shown_and_tab_inserts_it(
+    tmp_path: Path, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+
+    run = run_script("typethrough", tmp_path, scripted_model, db_url)
+
+    seen = run.seen
+    assert [(g["row"], g["col"], g["text"]) for g in seen["shown"]] == [(1, 4, "return a + b")], run
+    # Each typed character of the suggestion: the rest at the new cursor, at once.
+    assert seen["after_r"] == {
+        "ghosts": [{**seen["shown"][0], "col": 5, "text": "eturn a + b"}],
+        "cursor": [1, 5],
+    }, run
+    assert [(g["col"], g["text"]) for g in seen["after_re"]["ghosts"]] == [(6, "turn a + b")], run
+    assert seen["accepted"] == ["def add(a, b):", "    return a + b"], run
+    # A character the suggestion does not have: no ghost text until the next answer.
+    assert seen["after_x"]["ghosts"] == [], run
+
+
 def test_dismiss_keys_and_moves_remove_the_ghost_text(
     tmp_path: Path, scripted_model: ScriptedModel, db_url: str
 ) -> None:

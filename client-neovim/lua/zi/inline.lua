@@ -20,6 +20,7 @@ local REQUEST_CANCELLED = -32800
 ---@field row integer where it is drawn (0-based)
 ---@field col integer byte column
 ---@field tick integer b:changedtick when it was drawn; our own edits move it on
+---@field line string the text of its row when it was drawn
 ---@field accepted integer characters accepted so far by partial accepts
 
 local suggestions = {} ---@type table<integer, zi.Suggestion>
@@ -63,7 +64,12 @@ function M.dismiss(buf)
   ghost.clear(buf)
 end
 
+local function line_at(buf, row)
+  return vim.api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ""
+end
+
 local function show(buf, client, s)
+  s.line = line_at(buf, s.row)
   suggestions[buf] = s
   ghost.show(buf, s.row, s.col, s.text, config.options.hl_group)
   if s.id then
@@ -175,13 +181,34 @@ end
 -- change is our own partial accept, which leaves the cursor where the rest is drawn.
 -- With the completion menu open, Neovim sends TextChangedP instead of TextChangedI
 -- and no CursorMovedI.
+--
+-- Typing the suggestion's own next characters keeps the rest shown at once, as VS
+-- Code does, instead of clearing it for a debounce and a round trip (the request
+-- still goes out: Zi answers it from its type-ahead and records what was typed).
+local function typed_through(buf, s)
+  local row, col = cursor()
+  local typed = s.text:sub(1, col - s.col)
+  if row ~= s.row or col <= s.col or col - s.col >= #s.text or typed:find("\n", 1, true) then
+    return false
+  end
+  local line = line_at(buf, row)
+  if line ~= s.line:sub(1, s.col) .. typed .. s.line:sub(s.col + 1) then
+    return false
+  end
+  s.text, s.col, s.line, s.tick = s.text:sub(#typed + 1), col, line, vim.b[buf].changedtick
+  ghost.show(buf, s.row, s.col, s.text, config.options.hl_group)
+  return true
+end
+
 local function on_edit(buf)
   local s = suggestions[buf]
   if s then
     if in_place(buf, s) then
       return
     end
-    M.dismiss(buf)
+    if not typed_through(buf, s) then
+      M.dismiss(buf)
+    end
   end
   M.schedule(buf, false)
 end
@@ -211,6 +238,7 @@ function M.accept(how)
     or how == "line" and text.next_line(s.text)
     or s.text
   s.row, s.col = insert_at(buf, s, piece)
+  s.line = line_at(buf, s.row)
   s.text = s.text:sub(#piece + 1)
   s.accepted = s.accepted + vim.fn.strchars(piece)
   s.tick = vim.b[buf].changedtick
