@@ -136,6 +136,19 @@ class DiagnosticsSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0)
 
 
+class HistorySettings(BaseModel):
+    store_prompts: bool = Field(
+        default=False,
+        description="Store prompts and model responses in the history (secrets redacted "
+        "first). Off: only lengths, timings and outcomes are stored.",
+    )
+    survival: bool = Field(
+        default=True,
+        description="Check whether accepted suggestions are still in the document "
+        "30 s, 2 min and 10 min later.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ZI_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -146,6 +159,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     actions: ActionSettings = Field(default_factory=ActionSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
     redis_url: str | None = Field(
         default=None,
         description="Unset: in-process cache and jobs; set: shared Redis cache and RQ queue.",

@@ -1,10 +1,29 @@
-"""History schema (SQLAlchemy 2). Alembic migrations in ``migrations/`` build it."""
+"""History schema (SQLAlchemy 2). Alembic migrations in ``migrations/`` build it.
+
+- ``completions``: one suggestion the server produced and what the user did with it.
+- ``model_calls``: every call to a model, of every kind (completion, code action,
+  review), live or replayed; the prompt and response only when
+  ``history.store_prompts`` is on (redacted first).
+- ``jobs``: code-action and review jobs and their status.
+- ``completion_survival``: for accepted suggestions, how much of the accepted text
+  is still in the document 30 s, 2 min and 10 min later.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, Integer, MetaData, String, Text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -42,3 +61,71 @@ class CompletionRecord(Base):
     accepted_length: Mapped[int | None] = mapped_column(Integer)
     shown_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The suggestion's text and the prompt, only with history.store_prompts (redacted).
+    text: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelCallRecord(Base):
+    """One request to a model: what was asked, what came back, how fast, at what cost."""
+
+    __tablename__ = "model_calls"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(24), index=True)  # completion, code_action, review
+    model: Mapped[str] = mapped_column(String(255))
+    endpoint: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(64))
+    template: Mapped[str | None] = mapped_column(String(32))
+    # The completion this call produced (kind completion), or the job that made it.
+    completion_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    params: Mapped[str] = mapped_column(Text)  # the request's parameters as JSON, prompt excluded
+    prompt: Mapped[str | None] = mapped_column(Text)  # only with history.store_prompts
+    response: Mapped[str | None] = mapped_column(Text)  # only with history.store_prompts
+    prompt_chars: Mapped[int] = mapped_column(Integer)
+    response_chars: Mapped[int] = mapped_column(Integer)
+    finish_reason: Mapped[str | None] = mapped_column(String(32))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    first_token_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Replays (zi-coder replay) are recorded too, and never counted as live traffic.
+    replay: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    replay_of: Mapped[str | None] = mapped_column(String(32), index=True)
+
+
+class JobRecord(Base):
+    """A code-action or review job, from submission to its end."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24), index=True)  # code_action, review
+    function: Mapped[str] = mapped_column(String(255))
+    runner: Mapped[str] = mapped_column(String(16))  # rq, in-process
+    uri: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SurvivalRecord(Base):
+    """How much of an accepted suggestion is still in the document `after_s` later."""
+
+    __tablename__ = "completion_survival"
+
+    completion_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
+    )
+    after_s: Mapped[int] = mapped_column(Integer, primary_key=True)  # 30, 120, 600
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_chars: Mapped[int] = mapped_column(Integer)
+    kept_chars: Mapped[int] = mapped_column(Integer)
+    # Document closed or gone before the checkpoint: nothing could be judged.
+    document_closed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

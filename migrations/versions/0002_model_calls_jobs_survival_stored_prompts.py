@@ -1,0 +1,117 @@
+"""model calls, jobs, survival, stored prompts
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "jobs",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("function", sa.String(length=255), nullable=False),
+        sa.Column("runner", sa.String(length=16), nullable=False),
+        sa.Column("uri", sa.Text(), nullable=True),
+        sa.Column("language", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("duration_ms", sa.Float(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
+    )
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_jobs_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_jobs_kind"), ["kind"], unique=False)
+        batch_op.create_index(batch_op.f("ix_jobs_status"), ["status"], unique=False)
+
+    op.create_table(
+        "model_calls",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("model", sa.String(length=255), nullable=False),
+        sa.Column("endpoint", sa.Text(), nullable=False),
+        sa.Column("language", sa.String(length=64), nullable=True),
+        sa.Column("template", sa.String(length=32), nullable=True),
+        sa.Column("completion_id", sa.String(length=32), nullable=True),
+        sa.Column("job_id", sa.String(length=64), nullable=True),
+        sa.Column("params", sa.Text(), nullable=False),
+        sa.Column("prompt", sa.Text(), nullable=True),
+        sa.Column("response", sa.Text(), nullable=True),
+        sa.Column("prompt_chars", sa.Integer(), nullable=False),
+        sa.Column("response_chars", sa.Integer(), nullable=False),
+        sa.Column("finish_reason", sa.String(length=32), nullable=True),
+        sa.Column("prompt_tokens", sa.Integer(), nullable=True),
+        sa.Column("completion_tokens", sa.Integer(), nullable=True),
+        sa.Column("first_token_ms", sa.Float(), nullable=True),
+        sa.Column("total_ms", sa.Float(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("replay", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("replay_of", sa.String(length=32), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_model_calls")),
+    )
+    with op.batch_alter_table("model_calls", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_model_calls_completion_id"), ["completion_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_model_calls_created_at"), ["created_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_model_calls_job_id"), ["job_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_model_calls_kind"), ["kind"], unique=False)
+        batch_op.create_index(batch_op.f("ix_model_calls_replay"), ["replay"], unique=False)
+        batch_op.create_index(batch_op.f("ix_model_calls_replay_of"), ["replay_of"], unique=False)
+
+    op.create_table(
+        "completion_survival",
+        sa.Column("completion_id", sa.String(length=32), nullable=False),
+        sa.Column("after_s", sa.Integer(), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accepted_chars", sa.Integer(), nullable=False),
+        sa.Column("kept_chars", sa.Integer(), nullable=False),
+        sa.Column("document_closed", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["completion_id"],
+            ["completions.id"],
+            name=op.f("fk_completion_survival_completion_id_completions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("completion_id", "after_s", name=op.f("pk_completion_survival")),
+    )
+    with op.batch_alter_table("completions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("text", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("prompt", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("completions", schema=None) as batch_op:
+        batch_op.drop_column("prompt")
+        batch_op.drop_column("text")
+
+    op.drop_table("completion_survival")
+    with op.batch_alter_table("model_calls", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_model_calls_replay_of"))
+        batch_op.drop_index(batch_op.f("ix_model_calls_replay"))
+        batch_op.drop_index(batch_op.f("ix_model_calls_kind"))
+        batch_op.drop_index(batch_op.f("ix_model_calls_job_id"))
+        batch_op.drop_index(batch_op.f("ix_model_calls_created_at"))
+        batch_op.drop_index(batch_op.f("ix_model_calls_completion_id"))
+
+    op.drop_table("model_calls")
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_jobs_status"))
+        batch_op.drop_index(batch_op.f("ix_jobs_kind"))
+        batch_op.drop_index(batch_op.f("ix_jobs_created_at"))
+
+    op.drop_table("jobs")
