@@ -147,6 +147,10 @@ class HistorySettings(BaseModel):
         description="Check whether accepted suggestions are still in the document "
         "30 s, 2 min and 10 min later.",
     )
+    survival_checkpoints_s: list[int] = Field(
+        default=[30, 120, 600],
+        description="When, in seconds after acceptance, survival is judged.",
+    )
 
 
 class Settings(BaseSettings):
