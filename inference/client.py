@@ -94,16 +94,39 @@ class CompletionRequest:
     # Every string that ends the answer; `stop` is what the server is asked to apply.
     stop_all: tuple[str, ...] = ()
 
-    def body(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
+        """The request body without the prompt (what the history records)."""
         return {
             **self.extra,
             "model": self.model,
-            "prompt": self.prompt,
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
             "temperature": self.temperature,
             "stream": True,
+            # vLLM then ends the stream with a chunk of no choices and the token usage.
+            "stream_options": {"include_usage": True},
         }
+
+    def body(self) -> dict[str, Any]:
+        body = self.params()
+        body["prompt"] = self.prompt
+        return body
+
+
+@dataclass(slots=True)
+class StreamMeta:
+    """What a streamed completion said besides its text, filled in as it runs.
+
+    For the history, not the answer: `sent` once the request was admitted (a call
+    refused by the breaker or a 429 pause never reached the server), the finish
+    reason of the last chunk that had one, and the usage of vLLM's last chunk (absent
+    when the stream was left early).
+    """
+
+    sent: bool = False
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 # 502/503/504: a proxy without a backend, a server starting or overloaded. Not 500,
@@ -133,7 +156,7 @@ class InferenceClient:
         self.breaker = breaker or CircuitBreaker(clock=clock)
         self.on_event = on_event
         self._clock = clock
-        self._completions_url = f"{self.base_url}/completions"
+        self.completions_url = f"{self.base_url}/completions"
         self._chat_url = f"{self.base_url}/chat/completions"
         self._paused_until = 0.0  # a 429's Retry-After, on `clock`
         self._rate_told = False  # RATE_LIMITED was emitted and not yet ended
@@ -199,16 +222,20 @@ class InferenceClient:
 
     # -- completions: on the keystroke path ----------------------------------------
 
-    async def stream_completion(self, request: CompletionRequest) -> AsyncIterator[str]:
-        """Yield text pieces as the model produces them."""
-        async with self._open_stream(self._completions_url, request.body()) as response:
+    async def stream_completion(
+        self, request: CompletionRequest, meta: StreamMeta | None = None
+    ) -> AsyncIterator[str]:
+        """Yield text pieces as the model produces them; `meta` gets the rest."""
+        if meta is None:
+            meta = StreamMeta()
+        async with self._open_stream(self.completions_url, request.body(), meta) as response:
             async for raw_line in response.content:
                 if not raw_line.startswith(b"data:"):
                     continue  # blank separators, SSE comments, keep-alives
                 payload = raw_line[5:].strip()
                 if payload == b"[DONE]":
                     return
-                text = _chunk_text(payload)
+                text = _chunk_text(payload, meta)
                 if text:
                     yield text
 
@@ -235,7 +262,7 @@ class InferenceClient:
 
     @asynccontextmanager
     async def _open_stream(
-        self, url: str, body: dict[str, Any]
+        self, url: str, body: dict[str, Any], meta: StreamMeta | None = None
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """POST a streamed generation; the response once the server answered 200.
 
@@ -245,6 +272,8 @@ class InferenceClient:
         connection (not back to the pool): that is what makes vLLM abort.
         """
         admission = self._admit(wait_ok=False)
+        if meta is not None:
+            meta.sent = True
         answered = False
         try:
             with self._translate_errors():
@@ -485,16 +514,30 @@ def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
-def _chunk_text(payload: bytes) -> str:
+def _chunk_text(payload: bytes, meta: StreamMeta) -> str:
     try:
         data = json.loads(payload)
-        choice = data["choices"][0]
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        choices = data["choices"]
+        if not choices:
+            # stream_options.include_usage: a last chunk with no choices, only usage.
+            usage = data["usage"]
+            meta.prompt_tokens = _count(usage.get("prompt_tokens"))
+            meta.completion_tokens = _count(usage.get("completion_tokens"))
+            return ""
+        choice = choices[0]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ModelProtocolError(f"malformed stream chunk: {payload[:200]!r}") from exc
     if not isinstance(choice, dict):
         raise ModelProtocolError(f"malformed stream chunk: {payload[:200]!r}")
+    reason = choice.get("finish_reason")
+    if reason:
+        meta.finish_reason = reason if isinstance(reason, str) else str(reason)
     text = choice.get("text") or ""
     return text if isinstance(text, str) else ""
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _chat_chunk(payload: bytes) -> dict[str, Any]:

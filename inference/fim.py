@@ -49,6 +49,34 @@ class FimTemplate:
             return f"{self.prefix} {prefix} {self.suffix}{suffix} {self.middle}"
         return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
 
+    def split(self, prompt: str) -> tuple[str, str]:
+        """The prefix and suffix :meth:`render` made `prompt` from (its inverse).
+
+        For ``zi-coder replay``, which re-renders recorded prompts with another
+        template. Raises ValueError when `prompt` is not this template's rendering,
+        or when the suffix sentinel occurs more than once (code containing the
+        sentinel's text: where the suffix starts cannot be told).
+        """
+        if self.spaced:
+            start, between, end = f"{self.prefix} ", f" {self.suffix}", f" {self.middle}"
+        else:
+            start, between, end = self.prefix, self.suffix, self.middle
+        if (
+            len(prompt) < len(start) + len(end)
+            or not prompt.startswith(start)
+            or not prompt.endswith(end)
+        ):
+            raise ValueError(f"not a prompt of the {self.name} FIM template")
+        body = prompt[len(start) : len(prompt) - len(end)]
+        found = body.count(between)
+        if found != 1:
+            raise ValueError(
+                f"the {self.name} suffix sentinel {self.suffix} occurs {found} times in the "
+                "prompt; where the suffix starts is ambiguous"
+            )
+        prefix, suffix = body.split(between)
+        return prefix, suffix
+
 
 QWEN = FimTemplate(
     name="qwen",

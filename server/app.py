@@ -94,9 +94,12 @@ def build_services(
     """Build everything; `history` may be an existing writer to keep, or False for none."""
     writer: HistoryWriter | None
     if isinstance(history, HistoryWriter):
-        writer = history
+        writer = history  # kept across a settings change, which may turn store_prompts
+        writer.set_store_prompts(settings.history.store_prompts)
     elif history:
-        writer = HistoryWriter(settings.resolved_database_url())
+        writer = HistoryWriter(
+            settings.resolved_database_url(), store_prompts=settings.history.store_prompts
+        )
         writer.start()
     else:
         writer = None
@@ -121,7 +124,7 @@ def build_services(
             snippets=SnippetIndex(),
         ),
     )
-    jobs = JobGateway(settings, notifier=notifier)
+    jobs = JobGateway(settings, notifier=notifier, recorder=recorder)
     actions = ActionService(
         settings,
         models=models,

@@ -14,7 +14,9 @@ from collections.abc import Callable
 
 from server import __version__
 from server.commands import add_models_option, complete, models, serve
+from server.commands import history as history_command
 from server.commands import inference as inference_command
+from server.commands import replay as replay_command
 from server.commands import stats as stats_command
 from server.commands import worker as worker_command
 
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker_command.add_arguments(worker)
     worker.set_defaults(run=_lazy("server.commands.worker"))
     stats_command.register(commands)
+    history_command.register(commands)
+    replay_command.register(commands)
     return parser
 
 

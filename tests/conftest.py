@@ -1,3 +1,3 @@
-"""Shared pytest configuration: the fixtures live in tests/support/fixtures.py."""
+"""Shared pytest configuration: the fixtures live in tests/support/fixtures.py and postgres.py."""
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.postgres"]

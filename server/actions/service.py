@@ -193,7 +193,7 @@ class ActionService:
         kwargs = self._common(snapshot, start, end)
         if action == "fix":
             kwargs["problem"] = str(data.get("problem") or "a problem was reported here")
-        value = await self._run(function[str(action)], kwargs, progress)
+        value = await self._run(function[str(action)], kwargs, progress, snapshot)
         edit = LineEdit(
             uri=snapshot.uri,
             version=snapshot.version,
@@ -207,7 +207,9 @@ class ActionService:
     async def explain(self, document: Snapshot, start: int, end: int, progress: Progress) -> str:
         lines = split_lines(document.text)
         end = min(max(end, start + 1), max(len(lines), 1))
-        value = await self._run("explain_region", self._common(document, start, end), progress)
+        value = await self._run(
+            "explain_region", self._common(document, start, end), progress, document
+        )
         return str(value["markdown"])
 
     # -- the pieces -------------------------------------------------------------------
@@ -283,12 +285,16 @@ class ActionService:
         except EditConflict as exc:
             raise ActionError(f"not applied: {exc}") from None
 
-    async def _run(self, function: str, kwargs: dict[str, Any], progress: Progress) -> Any:
+    async def _run(
+        self, function: str, kwargs: dict[str, Any], progress: Progress, snapshot: Snapshot
+    ) -> Any:
         timeout = self.settings.jobs.timeout_s
         if function == "generate_tests":
             timeout = max(timeout, self.settings.actions.tests_timeout_s)
         spec = JobSpec(function=f"{_JOBS}.{function}", kwargs=kwargs, timeout_s=timeout)
-        result = await self.jobs.run(spec, progress)
+        result = await self.jobs.run(
+            spec, progress, uri=snapshot.uri, language=snapshot.language_id
+        )
         if not result.ok:
             raise ActionError(_user_message(result))
         return result.value
@@ -328,7 +334,7 @@ class ActionService:
         }
         for key in ("language_id", "path"):
             kwargs.pop(key)
-        value = await self._run("generate_tests", kwargs, progress)
+        value = await self._run("generate_tests", kwargs, progress, snapshot)
         text = str(value["text"])
         passed = len(value.get("passed") or [])
         summary = f"{passed} generated test(s) pass against the current code"

@@ -1,12 +1,18 @@
-"""``zi-coder stats [--since DURATION] [--json]``: the history's figures, read-only.
+"""``zi-coder stats [--since DURATION] [--json] [--html FILE]``: the history's figures.
 
 Reads the history database the language server writes (``ZI_DATABASE_URL``,
 else the SQLite file in the user data directory: ``Settings.resolved_database_url``)
-and prints ``server.history.stats``'s figures; VS Code's "Zi: Show Completion
-Stats" shows this stdout in an editor. Strictly read-only: SQLite is opened
-with ``mode=ro`` and a missing file or table is reported as "no history yet"
-(a report of zeros with a note, exit 0), never created or migrated. A database
-that cannot be opened or read is one line on stderr and exit status 1.
+and prints the figures of ``server.history.stats``: a text report (rich tables on
+a terminal, the same without colour when piped), or JSON with ``--json``;
+``--html FILE`` also writes a self-contained HTML report (``report_html.py``).
+VS Code's "Zi: Show Completion Stats" shows the stdout in an editor.
+
+Strictly read-only: SQLite is opened with ``mode=ro``, PostgreSQL in a READ ONLY
+transaction, and a missing file or table is reported as "no history yet" (a
+report of zeros with a note, exit 0), never created or migrated. All queries run
+in one transaction, so the figures are of one moment even while the server
+writes. A database that cannot be opened or read, or an HTML file that cannot be
+written, is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from server.history.stats import TABLE, Stats, query_stats, render_text, to_json
+from server.history.stats import TABLE, Stats, to_json
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from pathlib import Path
+
+    from sqlalchemy.engine import Connection, Engine
 
 _DURATION = re.compile(r"(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -33,7 +41,9 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stats = commands.add_parser(
-        "stats", help="acceptance rate and latency of completions, from the history database"
+        "stats",
+        help="acceptance, characters kept, latency, cache hits, model calls and jobs, "
+        "from the history database",
     )
     stats.add_argument(
         "--since",
@@ -42,6 +52,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="only completions of the last DURATION, e.g. 30m, 12h, 7d, 2w (default: all time)",
     )
     stats.add_argument("--json", action="store_true", help="print the figures as JSON")
+    stats.add_argument(
+        "--html",
+        metavar="FILE",
+        type=_path,
+        help="also write a self-contained HTML report with plots to FILE",
+    )
     stats.set_defaults(run=run)
 
 
@@ -49,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from server.commands import fail
+    from server.commands import fail, say
     from server.settings import Settings
 
     duration: Duration | None = args.since
@@ -63,18 +79,65 @@ def run(args: argparse.Namespace) -> int:
         since = datetime.now(UTC) - duration.delta
         period = f"last {duration.text}, since {since:%Y-%m-%d %H:%M} UTC"
     shown_url = masked(url)
+    html: Path | None = args.html
     try:
-        stats = read_stats(url, since=since)
+        stats = read_stats(url, since=since, histogram=html is not None)
     except (SQLAlchemyError, ImportError, OSError) as exc:  # a bad URL, no driver, no server
         return fail(f"stats: cannot read the history database {shown_url}: {_describe(exc)}")
     note = None if stats is not None else f"no history yet at {shown_url}"
     stats = stats or Stats.empty()
+    if html is not None:
+        from server.history.report_html import render_html
+
+        page = render_html(stats, url=shown_url, period=period, note=note)
+        try:
+            _write_atomically(html, page)
+        except OSError as exc:
+            return fail(f"stats: cannot write {html}: {_describe(exc)}")
     if args.json:
         out = json.dumps(to_json(stats, url=shown_url, since=since, note=note), indent=2)
+        sys.stdout.write(out + "\n")
     else:
-        out = render_text(stats, url=shown_url, period=period, note=note)
-    sys.stdout.write(out + "\n")
+        _print_text(stats, url=shown_url, period=period, note=note)
+    if html is not None:
+        say(f"stats: wrote the HTML report to {html}")
     return 0
+
+
+def _print_text(stats: Stats, *, url: str, period: str, note: str | None) -> None:
+    """Rich tables in colour on a terminal; piped, the same characters without colour."""
+    from rich.console import Console
+
+    from server.history.report_text import PIPED_WIDTH, render_text, write_text
+
+    if sys.stdout.isatty():
+        write_text(Console(highlight=False), stats, url=url, period=period, note=note)
+    else:
+        text = render_text(stats, url=url, period=period, note=note, width=PIPED_WIDTH)
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text).expanduser()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A reader (a browser reloading) sees the old report or the new one, never half."""
+    import os
+    import tempfile
+
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,20 +163,39 @@ def parse_duration(text: str) -> Duration:
 # -- reading ------------------------------------------------------------------------
 
 
-def read_stats(url: str, *, since: datetime | None) -> Stats | None:
+def read_stats(url: str, *, since: datetime | None, histogram: bool = False) -> Stats | None:
     """The figures in the database at `url`; None when it holds no history (yet)."""
     from sqlalchemy import inspect
+
+    from server.history.stats_query import query_stats
 
     engine = open_readonly(url)
     if engine is None:
         return None
     try:
         with engine.connect() as connection:
-            if not inspect(connection).has_table(TABLE):
+            _one_snapshot(connection)
+            tables = set(inspect(connection).get_table_names())
+            if TABLE not in tables:
                 return None
-            return query_stats(connection=connection, since=since)
+            return query_stats(
+                connection=connection, since=since, tables=tables, histogram=histogram
+            )
     finally:
         engine.dispose()
+
+
+def _one_snapshot(connection: Connection) -> None:
+    """Make every query of `connection` read the same, unchanging moment.
+
+    PostgreSQL: a REPEATABLE READ, READ ONLY transaction. SQLite: an explicit
+    BEGIN (the driver starts none for SELECTs), which in WAL mode keeps the
+    snapshot of its first read; the connection's end rolls it back.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
 
 
 def open_readonly(url: str) -> Engine | None:

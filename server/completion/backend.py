@@ -29,7 +29,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from inference.client import ClientEvent, CompletionRequest, EventKind, InferenceClient
+from inference.client import (
+    ClientEvent,
+    CompletionRequest,
+    EventKind,
+    InferenceClient,
+    StreamMeta,
+)
 from inference.errors import (
     ContextTooLong,
     ModelError,
@@ -204,9 +210,15 @@ class ModelBackend:
     def succeeded(self) -> None:
         self.notifier.resolved(MODEL_PROBLEM, f"model server at {self.settings.url} answers again")
 
-    def stream(self, request: CompletionRequest) -> AsyncIterator[str]:
+    def stream(
+        self, request: CompletionRequest, meta: StreamMeta | None = None
+    ) -> AsyncIterator[str]:
         """The client's stream itself: no wrapping generator on the per-chunk path."""
-        return self.client.stream_completion(request)
+        return self.client.stream_completion(request, meta)
+
+    @property
+    def completions_url(self) -> str:
+        return self.client.completions_url
 
     def _on_client_event(self, event: ClientEvent) -> None:
         url = self.settings.url

@@ -2,16 +2,21 @@
 
 Clients report showing and acceptance; rejection is inferred: a suggestion that
 was shown and is then replaced by a fresh one (not a type-ahead continuation of
-it) was passed over.
+it) was passed over. Accepted text is then followed in its document (see
+``server.completion.survival``) when a survival tracker is attached.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from server.completion.recorder import Recorder
 from server.completion.types import Outcome
+
+if TYPE_CHECKING:
+    from server.completion.survival import Position, SurvivalTracker
 
 _REMEMBERED = 2048
 
@@ -20,11 +25,17 @@ _REMEMBERED = 2048
 class _Tracked:
     uri: str
     accepted: bool = False
+    # Where the suggestion goes (the request's position, client units) and its text,
+    # kept until it is accepted or can no longer be: survival needs them.
+    text: str | None = None
+    line: int = 0
+    character: int = 0
 
 
 class OutcomeTracker:
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, survival: SurvivalTracker | None = None) -> None:
         self.recorder = recorder
+        self.survival = survival
         self._tracked: OrderedDict[str, _Tracked] = OrderedDict()
         self._last_shown: dict[str, str] = {}
 
@@ -33,15 +44,27 @@ class OutcomeTracker:
         while len(self._tracked) > _REMEMBERED:
             self._tracked.popitem(last=False)
 
+    def placed(self, completion_id: str, *, line: int, character: int, text: str) -> None:
+        """Where the client will insert the suggestion (the edge decides its range)."""
+        tracked = self._tracked.get(completion_id)
+        if tracked is not None and self.survival is not None:
+            tracked.text, tracked.line, tracked.character = text, line, character
+
     def replaced(self, uri: str) -> None:
         """A fresh suggestion replaces the one on screen: that one was passed over."""
         shown_id = self._last_shown.pop(uri, None)
         tracked = self._tracked.get(shown_id) if shown_id else None
         if shown_id and tracked is not None and not tracked.accepted:
+            tracked.text = None  # it will not be accepted now
             self.recorder.outcome(completion_id=shown_id, outcome=Outcome.REJECTED)
 
     def closed(self, uri: str) -> None:
         self._last_shown.pop(uri, None)
+        for tracked in self._tracked.values():
+            if tracked.uri == uri and not tracked.accepted:
+                tracked.text = None
+        if self.survival is not None:
+            self.survival.closed(uri)
 
     def shown(self, completion_id: str) -> None:
         tracked = self._tracked.get(completion_id)
@@ -58,3 +81,39 @@ class OutcomeTracker:
         self.recorder.outcome(
             completion_id=completion_id, outcome=outcome, accepted_length=accepted_length
         )
+        if self.survival is not None and tracked is not None and tracked.text is not None:
+            text = tracked.text if accepted_length is None else tracked.text[:accepted_length]
+            self.survival.accepted(
+                completion_id=completion_id,
+                uri=tracked.uri,
+                text=text,
+                line=tracked.line,
+                column=tracked.character,
+            )
+
+    # -- the document's edits, for survival ------------------------------------------
+
+    def edited(self, uri: str, start: Position, end: Position, text: str) -> None:
+        if self.survival is not None:
+            self.survival.edited(uri, start, end, text)
+
+    def rewritten(self, uri: str) -> None:
+        if self.survival is not None:
+            self.survival.rewritten(uri)
+
+    def adopt(self, old: OutcomeTracker) -> None:
+        """Continue `old`'s bookkeeping (the services were rebuilt for new settings)."""
+        for completion_id, tracked in old._tracked.items():
+            self._tracked.setdefault(completion_id, tracked)
+        for uri, completion_id in old._last_shown.items():
+            self._last_shown.setdefault(uri, completion_id)
+        if old.survival is not None:
+            if self.survival is not None:
+                self.survival.adopt(old.survival)
+            else:
+                old.survival.close()
+
+    def close(self) -> None:
+        """Shutdown: pending survival checkpoints are dropped."""
+        if self.survival is not None:
+            self.survival.close()

@@ -26,6 +26,9 @@ class CompletionEvent:
     prompt_chars: int
     first_token_ms: float | None
     total_ms: float
+    # The prompt sent for it (None: a type-ahead continuation); stored like `text`,
+    # only with history.store_prompts, redacted.
+    prompt: str | None = None
 
 
 class ModelCallKind(StrEnum):
@@ -57,6 +60,22 @@ class ModelCallEvent:
     completion_id: str | None = None
     job_id: str | None = None
     replay_of: str | None = None  # set: a replay (zi-coder replay), never live traffic
+
+
+def call_error(exc: BaseException) -> str:
+    """How a failed model call's `error` reads: "cancelled", "timeout: ...", or the
+    exception (an HTTP error says its status: "ModelHTTPError: ... HTTP 500: ...")."""
+    from asyncio import CancelledError
+
+    from inference.errors import ModelTimeout
+
+    if isinstance(exc, CancelledError):
+        return "cancelled"
+    text = str(exc)
+    # rq's JobTimeoutException by name: importing rq here would cost every process.
+    if isinstance(exc, TimeoutError | ModelTimeout) or type(exc).__name__ == "JobTimeoutException":
+        return f"timeout: {text}"[:1000] if text else "timeout"
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:1000]
 
 
 class JobState(StrEnum):

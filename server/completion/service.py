@@ -5,6 +5,13 @@ for the same document, or an edit at or before its position, cancels it (the
 superseded request answers empty); a client's ``$/cancelRequest`` cancels the
 handler task itself. Identical prompts share one model call, which is cancelled,
 closing its HTTP stream, only when no caller is left waiting for it.
+
+History: every request sent to the model is recorded as a model call, failed,
+timed out and cancelled ones included, with the raw answer (before
+post-processing) and the stream's finish reason and token usage. A call that
+produced a suggestion is linked to the first suggestion made of it; if no waiter
+is left to make one, it is recorded unlinked a moment later. Building the event
+costs a few microseconds; the writer does the rest off the loop.
 """
 
 from __future__ import annotations
@@ -19,13 +26,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from inference.client import CompletionRequest as ModelRequest
+from inference.client import StreamMeta
 from inference.errors import ModelError
 from server.cache import CompletionCache
 from server.completion import gate, postprocess
 from server.completion.backend import ModelBackend, ModelInfo, ModelNotReady
 from server.completion.context import ContextBuilder
 from server.completion.outcomes import OutcomeTracker
-from server.completion.recorder import CompletionEvent, Recorder
+from server.completion.recorder import (
+    CompletionEvent,
+    ModelCallEvent,
+    ModelCallKind,
+    Recorder,
+    call_error,
+)
 from server.completion.typeahead import TypeAheadCache
 from server.completion.types import (
     Completion,
@@ -42,6 +56,9 @@ log = logging.getLogger(__name__)
 
 _MULTI_LINE_STOPS = ("\n\n\n",)
 _ORPHAN_GRACE_S = 0.05
+# A model call whose answer no waiter turned into a suggestion is recorded unlinked
+# after this long (waiters resume within a loop iteration or two).
+_UNCLAIMED_S = 1.0
 MAX_STOP_SEQUENCES = 4
 
 
@@ -59,12 +76,55 @@ class _SharedCall:
     waiters: int = 0
 
 
+@dataclass(slots=True)
+class _CallDraft:
+    """A finished model call, recorded once: by the first suggestion made of it."""
+
+    backend_url: str
+    request: ModelRequest
+    language: str
+    template: str
+    meta: StreamMeta
+    raw: str
+    first_token_ms: float | None
+    total_ms: float
+    error: str | None = None
+    recorded: bool = False
+
+    def record(self, recorder: Recorder, completion_id: str | None) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        request, meta = self.request, self.meta
+        recorder.model_call(
+            ModelCallEvent(
+                id=uuid.uuid4().hex,
+                kind=ModelCallKind.COMPLETION,
+                model=request.model,
+                endpoint=self.backend_url,
+                params=request.params(),
+                prompt=request.prompt,
+                response=self.raw,
+                finish_reason=meta.finish_reason,
+                prompt_tokens=meta.prompt_tokens,
+                completion_tokens=meta.completion_tokens,
+                first_token_ms=self.first_token_ms,
+                total_ms=self.total_ms,
+                error=self.error,
+                language=self.language,
+                template=self.template,
+                completion_id=completion_id,
+            )
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Generated:
     text: str
     first_token_ms: float | None
     model_ms: float
     prompt_chars: int
+    call: _CallDraft | None = None  # to link to the suggestion made of `text`
 
 
 class CompletionService:
@@ -218,7 +278,9 @@ class CompletionService:
                 after=window.after(doc.text, offset),
                 header_indent=_header_indent(doc.text, offset),
             )
-            generated, source = await self._shared_call(backend, key, model_request, mode, around)
+            generated, source = await self._shared_call(
+                backend, key, model_request, mode, around, info.template.name
+            )
         if not generated.text:
             return None
         completion = Completion(
@@ -232,7 +294,16 @@ class CompletionService:
         self.outcomes.replaced(doc.uri)
         self.outcomes.produced(completion.id, doc.uri)
         self.typeahead.remember(doc.uri, doc.text, offset, completion)
-        self._record(request, completion, started, generated.first_token_ms, generated.prompt_chars)
+        self._record(
+            request,
+            completion,
+            started,
+            generated.first_token_ms,
+            generated.prompt_chars,
+            prompt,
+        )
+        if generated.call is not None:
+            generated.call.record(self.recorder, completion.id)
         return completion
 
     def _model_request(self, info: ModelInfo, prompt: str, mode: Mode) -> ModelRequest:
@@ -262,13 +333,14 @@ class CompletionService:
         request: ModelRequest,
         mode: Mode,
         around: postprocess.Surroundings,
+        template: str,
     ) -> tuple[_Generated, Source]:
         call = self._calls.get(key)
         source = Source.JOINED
         if call is None:
             source = Source.MODEL
             task = asyncio.get_running_loop().create_task(
-                self._call_model(backend, key, request, mode, around)
+                self._call_model(backend, key, request, mode, around, template)
             )
             call = self._calls[key] = _SharedCall(task)
 
@@ -300,37 +372,75 @@ class CompletionService:
         request: ModelRequest,
         mode: Mode,
         around: postprocess.Surroundings,
+        template: str,
     ) -> _Generated:
         started = time.perf_counter()
         first: float | None = None
         raw = ""
+        meta = StreamMeta()
+        # Recorded in `finally` unless a suggestion is to claim it (then set to None).
+        draft: _CallDraft | None = None
         try:
-            async for piece in backend.stream(request):
-                if first is None:
-                    first = (time.perf_counter() - started) * 1000
-                raw += piece
-                if mode is Mode.SINGLE_LINE and "\n" in raw:
-                    break
-                if mode is Mode.MULTI_LINE and postprocess.block_is_complete(
-                    raw, around.header_indent
-                ):
-                    break  # leaving the loop closes the stream: vLLM stops generating
-        except ModelError as exc:
-            backend.report(exc)
-            return _Generated("", first, _ms_since(started), len(request.prompt))
-        backend.succeeded()
-        model_ms = _ms_since(started)
-        raw = postprocess.cut_at_stops(raw, request.stop_all)
-        text = postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""
-        await self.cache.set(key, text, self.settings.cache_ttl_s)
-        log.debug(
-            "model %.1f ms (first token %s ms), raw %d chars, kept %d",
-            model_ms,
-            first and round(first, 1),
-            len(raw),
-            len(text),
-        )
-        return _Generated(text, first, model_ms, len(request.prompt))
+            try:
+                async for piece in backend.stream(request, meta):
+                    if first is None:
+                        first = (time.perf_counter() - started) * 1000
+                    raw += piece
+                    if mode is Mode.SINGLE_LINE and "\n" in raw:
+                        break
+                    if mode is Mode.MULTI_LINE and postprocess.block_is_complete(
+                        raw, around.header_indent
+                    ):
+                        break  # leaving the loop closes the stream: vLLM stops generating
+            except BaseException as exc:
+                if meta.sent:  # else refused here (breaker open, 429 pause): never sent
+                    draft = _CallDraft(
+                        backend.completions_url,
+                        request,
+                        around.language_id,
+                        template,
+                        meta,
+                        raw,
+                        first,
+                        _ms_since(started),
+                        error=call_error(exc),
+                    )
+                if not isinstance(exc, ModelError):
+                    raise  # cancelled (a newer keystroke), or a bug: recorded all the same
+                backend.report(exc)
+                return _Generated("", first, _ms_since(started), len(request.prompt))
+            backend.succeeded()
+            model_ms = _ms_since(started)
+            draft = _CallDraft(
+                backend.completions_url,
+                request,
+                around.language_id,
+                template,
+                meta,
+                raw,
+                first,
+                model_ms,
+            )
+            raw = postprocess.cut_at_stops(raw, request.stop_all)
+            text = postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""
+            await self.cache.set(key, text, self.settings.cache_ttl_s)
+            log.debug(
+                "model %.1f ms (first token %s ms), raw %d chars, kept %d",
+                model_ms,
+                first and round(first, 1),
+                len(raw),
+                len(text),
+            )
+            if not text:
+                return _Generated(text, first, model_ms, len(request.prompt))
+            claimable, draft = draft, None
+            asyncio.get_running_loop().call_later(
+                _UNCLAIMED_S, claimable.record, self.recorder, None
+            )
+            return _Generated(text, first, model_ms, len(request.prompt), claimable)
+        finally:
+            if draft is not None:
+                draft.record(self.recorder, None)
 
     def _record(
         self,
@@ -339,6 +449,7 @@ class CompletionService:
         started: float,
         first_token_ms: float | None,
         prompt_chars: int,
+        prompt: str | None = None,
     ) -> None:
         total_ms = _ms_since(started)
         # DEBUG: this runs before the answer is sent, on every keystroke.
@@ -364,6 +475,7 @@ class CompletionService:
                 prompt_chars=prompt_chars,
                 first_token_ms=first_token_ms,
                 total_ms=total_ms,
+                prompt=prompt,
             )
         )
 

@@ -286,7 +286,7 @@ class DiagnosticsService:
             queue=BACKGROUND_QUEUE,
             timeout_s=self.settings.jobs.timeout_s,
         )
-        result = await self.jobs.run(spec)
+        result = await self.jobs.run(spec, uri=snapshot.uri, language=snapshot.language_id)
         if not result.ok:
             reason = result.error or result.status.value
             self.notifier.problem("review", f"AI review failed: {reason}", level=Level.WARNING)

@@ -1,29 +1,54 @@
-"""What became of the completions: the figures of ``zi-coder stats``, and their text and JSON.
+"""What became of the completions: the figures of ``zi-coder stats``, and their JSON.
 
-:func:`query_stats` (one grouped aggregate query plus one fetch of the latency
-columns; SQLite and PostgreSQL) returns a frozen :class:`Stats`; :func:`render_text`
-and :func:`to_json` present it. Reading the database and the command line are in
+The figures are frozen dataclasses (:class:`Stats` and its parts), read by
+``stats_query.py`` (grouped queries, SQLite and PostgreSQL); :func:`to_json` is
+their ``--json`` form, the text report is ``report_text.py``, the HTML one
+``report_html.py``. The command line and opening the database read-only are in
 ``server/commands/stats.py``.
 
 Definitions. Every row of ``completions`` is a suggestion the server produced
 (requests that yielded no text are not recorded), ``generated`` counts them.
-A suggestion counts as *shown* when the client reported it shown or when it was
-accepted, partially accepted or rejected (clients without the proposed API only
-approximate "shown"; an accepted suggestion was seen). *Undecided*: shown, but
+*Shown*: any outcome past ``generated`` (shown, accepted, partially accepted,
+rejected: an outcome only moves forward, and an accepted or rejected suggestion
+was seen, even from clients that do not report "shown"). *Undecided*: shown, but
 neither accepted nor rejected (yet). Acceptance rate = (accepted + partially
 accepted) / shown. Characters accepted = the full text of accepted suggestions
-plus ``accepted_length`` of partially accepted ones. Latency figures cover only
-completions that reached the model (``source = "model"``): the type-ahead, the
-shared cache and joined requests answer without a model call of their own.
-Percentiles interpolate linearly between ranks (numpy's default).
+plus ``accepted_length`` of partially accepted ones. *Kept*: of the characters
+accepted, how many are still in the document at the survival checkpoint: 600 s
+(10 min) when the history has checks at 600 s, else its largest checkpoint
+(``history.survival_checkpoints_s`` may differ); checks made after the document
+was closed judge nothing and are only counted. *Cache hit rate*: completions
+whose ``source`` is not ``model`` (the type-ahead, the shared cache, and requests
+joined to an identical one in flight: none made a model call of its own) over
+all generated. Latency figures cover only completions served by the model
+(``source = "model"``). Percentiles interpolate linearly between ranks (numpy's
+default). Days are UTC dates. Model calls made by ``zi-coder replay`` (``replay``
+true) are listed apart and never counted with live calls; a replay records no
+completion, so acceptance never includes one. ``--since`` keeps completions,
+calls and jobs created at or after the moment (survival: that of completions).
 
-JSON keys (``--json``): ``database`` (URL, password hidden), ``since`` (ISO 8601
-UTC or null), ``note`` (string or null), ``generated``, ``shown``, ``accepted``,
-``partially_accepted``, ``rejected``, ``undecided``, ``acceptance_rate``
-(fraction 0..1, null when nothing was shown), ``characters_accepted``,
-``latency_ms`` and ``first_token_ms`` (each ``{"count", "median", "p90"}``,
-milliseconds to 0.1, null when the count is 0), and ``languages``: a list of
-objects with ``language`` and the same count keys, most shown first.
+JSON keys (``--json``). Top level: ``database`` (URL, password hidden), ``since``
+(ISO 8601 UTC or null), ``note`` (string or null), the *counts* (below) of all
+completions, ``kept`` (below, plus ``checkpoint_s``: the checkpoint used, null
+without survival checks, and ``documents_closed``: checks that could not judge),
+``sources`` (``{source: completions}``, e.g. ``model``, ``typeahead``,
+``shared_cache``, ``joined``), ``cache_hit_rate`` (fraction, null when nothing
+was generated), ``latency_ms`` and ``first_token_ms`` (each ``{"count",
+"median", "p90", "p99"}``, milliseconds to 0.1, null when the count is 0), then
+three lists of *groups*: ``languages`` (most shown first), ``models`` (same),
+``days`` (oldest first); ``model_calls`` and ``replays`` (lists of ``{"kind",
+"model", "calls", "errors", "prompt_tokens", "completion_tokens", "mean_ms"}``,
+most calls first; token sums count the calls that reported them), and ``jobs``
+(``{"kind", "status", "count", "mean_duration_ms"}``).
+
+- *counts*: ``generated``, ``shown``, ``accepted``, ``partially_accepted``,
+  ``rejected``, ``undecided``, ``acceptance_rate`` (fraction 0..1, null when
+  nothing was shown), ``characters_accepted``.
+- ``kept``: ``{"suggestions"`` (accepted suggestions judged at the checkpoint),
+  ``"characters"`` (their accepted characters), ``"characters_kept"``,
+  ``"rate"}`` (kept / characters, null when none was judged).
+- a group: ``language``, ``model`` or ``day`` (``YYYY-MM-DD``), its *counts* and
+  its ``kept``.
 """
 
 from __future__ import annotations
@@ -32,12 +57,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+from typing import Any
 
 TABLE = "completions"
+TEN_MINUTES_S = 600
+PERCENTS = (50, 90, 99)
 
 
 # -- the figures ------------------------------------------------------------------------
@@ -67,13 +91,42 @@ class Counts:
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
-            generated=self.generated + other.generated,
-            shown=self.shown + other.shown,
-            accepted=self.accepted + other.accepted,
-            partially_accepted=self.partially_accepted + other.partially_accepted,
-            rejected=self.rejected + other.rejected,
-            characters_accepted=self.characters_accepted + other.characters_accepted,
+            self.generated + other.generated,
+            self.shown + other.shown,
+            self.accepted + other.accepted,
+            self.partially_accepted + other.partially_accepted,
+            self.rejected + other.rejected,
+            self.characters_accepted + other.characters_accepted,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """Accepted characters judged at the survival checkpoint, and how many remained."""
+
+    suggestions: int = 0
+    characters: int = 0
+    characters_kept: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.characters_kept / self.characters if self.characters else None
+
+    def __add__(self, other: Kept) -> Kept:
+        return Kept(
+            self.suggestions + other.suggestions,
+            self.characters + other.characters,
+            self.characters_kept + other.characters_kept,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The figures of one language, one model or one UTC day (``YYYY-MM-DD``)."""
+
+    name: str
+    counts: Counts
+    kept: Kept = Kept()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +134,46 @@ class Latency:
     count: int = 0
     median_ms: float | None = None
     p90_ms: float | None = None
+    p99_ms: float | None = None
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Latency:
+        """From the values themselves (tests, small lists); the query uses ranks."""
         if not values:
             return cls()
         ordered = sorted(values)
-        return cls(len(ordered), percentile(ordered, 0.5), percentile(ordered, 0.9))
+        return cls(len(ordered), *(percentile(ordered, p / 100) for p in PERCENTS))
 
 
 @dataclass(frozen=True, slots=True)
-class LanguageStats:
-    language: str
-    counts: Counts
+class Histogram:
+    """Model-served completions by total time: ``counts[i]`` in ``[i, i + 1) * width_ms``,
+    then ``overflow`` at or above ``len(counts) * width_ms``."""
+
+    width_ms: float
+    counts: tuple[int, ...]
+    overflow: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """Model calls of one kind to one model."""
+
+    kind: str
+    model: str
+    calls: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    mean_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    kind: str
+    status: str
+    count: int
+    mean_duration_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +181,30 @@ class Stats:
     totals: Counts
     latency: Latency
     first_token: Latency
-    languages: tuple[LanguageStats, ...]
+    languages: tuple[Group, ...] = ()
+    models: tuple[Group, ...] = ()
+    days: tuple[Group, ...] = ()
+    kept: Kept = Kept()
+    checkpoint_s: int | None = None  # None: no survival check recorded
+    documents_closed: int = 0
+    sources: tuple[tuple[str, int], ...] = ()  # (source, completions), most first
+    calls: tuple[Calls, ...] = ()
+    replays: tuple[Calls, ...] = ()
+    jobs: tuple[Jobs, ...] = ()
+    histogram: Histogram | None = None  # only when asked for (the HTML report)
 
     @classmethod
     def empty(cls) -> Stats:
-        return cls(Counts(), Latency(), Latency(), ())
+        return cls(Counts(), Latency(), Latency())
+
+    @property
+    def cache_hits(self) -> int:
+        return self.totals.generated - dict(self.sources).get("model", 0)
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        generated = self.totals.generated
+        return self.cache_hits / generated if generated else None
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:
@@ -115,83 +214,15 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def query_stats(*, connection: Connection, since: datetime | None) -> Stats:
-    """All figures over completions created at or after `since` (None: all of them)."""
-    from sqlalchemy import case, func, or_, select
-
-    from server.completion.types import Outcome, Source
-    from server.history.models import CompletionRecord as C
-
-    def count_where(condition: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    decided = (Outcome.ACCEPTED, Outcome.PARTIALLY_ACCEPTED, Outcome.REJECTED)
-    shown = or_(C.shown_at.is_not(None), C.outcome.in_([o.value for o in decided]))
-    characters = case(
-        (C.outcome == Outcome.ACCEPTED.value, C.text_length),
-        (C.outcome == Outcome.PARTIALLY_ACCEPTED.value, func.coalesce(C.accepted_length, 0)),
-        else_=0,
-    )
-    grouped = select(
-        C.language,
-        func.count(),
-        count_where(shown),
-        count_where(C.outcome == Outcome.ACCEPTED.value),
-        count_where(C.outcome == Outcome.PARTIALLY_ACCEPTED.value),
-        count_where(C.outcome == Outcome.REJECTED.value),
-        func.coalesce(func.sum(characters), 0),
-    ).group_by(C.language)
-    timings = select(C.total_ms, C.first_token_ms).where(C.source == Source.MODEL.value)
-    if since is not None:
-        since = since.astimezone(UTC)  # SQLite compares the stored UTC text
-        grouped = grouped.where(C.created_at >= since)
-        timings = timings.where(C.created_at >= since)
-
-    languages = [
-        LanguageStats(str(language), Counts(*(int(v) for v in figures)))
-        for language, *figures in connection.execute(grouped)
-    ]
-    languages.sort(key=lambda s: (-s.counts.shown, -s.counts.generated, s.language))
-    totals = sum((s.counts for s in languages), Counts())
-    rows = connection.execute(timings).all()
-    return Stats(
-        totals=totals,
-        latency=Latency.of([float(total) for total, _ in rows]),
-        first_token=Latency.of([float(first) for _, first in rows if first is not None]),
-        languages=tuple(languages),
-    )
+def nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 2.5 or 5 times a power of ten that is at least `raw`."""
+    if raw <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
 
 
-# -- presenting --------------------------------------------------------------------------
-
-
-def render_text(stats: Stats, *, url: str, period: str, note: str | None = None) -> str:
-    t = stats.totals
-    lines = [f"Zi Coder stats: {url} ({period})"]
-    if note:
-        lines.append(f"Note: {note}")
-    lines += [
-        f"Completions generated: {t.generated}, shown: {t.shown}",
-        f"Completions shown: {t.shown}, accepted: {t.accepted}, "
-        f"partially accepted: {t.partially_accepted}, rejected: {t.rejected}, "
-        f"undecided: {t.undecided}",
-        f"Acceptance rate: {_rate(t)} ({t.taken} of {t.shown} shown)",
-        f"Characters accepted: {t.characters_accepted}",
-        f"Latency: {_latency(stats.latency)} ({stats.latency.count} completions from the model)",
-        f"Time to first token: {_latency(stats.first_token)} "
-        f"({stats.first_token.count} completions)",
-    ]
-    if not stats.languages:
-        lines.append("By language: none")
-        return "\n".join(lines)
-    lines.append("By language (accepted: in full or in part):")
-    width = max(10, *(len(s.language) for s in stats.languages))
-    for s in stats.languages:
-        c = s.counts
-        lines.append(
-            f"  {s.language:<{width}} {c.shown:>5} shown {c.taken:>5} accepted   {_rate(c)}"
-        )
-    return "\n".join(lines)
+# -- JSON -----------------------------------------------------------------------------------
 
 
 def to_json(
@@ -202,9 +233,29 @@ def to_json(
         "since": None if since is None else since.astimezone(UTC).isoformat(),
         "note": note,
         **_counts_json(stats.totals),
+        "kept": {
+            "checkpoint_s": stats.checkpoint_s,
+            "documents_closed": stats.documents_closed,
+            **_kept_json(stats.kept),
+        },
+        "sources": dict(stats.sources),
+        "cache_hit_rate": stats.cache_hit_rate,
         "latency_ms": _latency_json(stats.latency),
         "first_token_ms": _latency_json(stats.first_token),
-        "languages": [{"language": s.language, **_counts_json(s.counts)} for s in stats.languages],
+        "languages": [_group_json("language", g) for g in stats.languages],
+        "models": [_group_json("model", g) for g in stats.models],
+        "days": [_group_json("day", g) for g in stats.days],
+        "model_calls": [_calls_json(c) for c in stats.calls],
+        "replays": [_calls_json(c) for c in stats.replays],
+        "jobs": [
+            {
+                "kind": j.kind,
+                "status": j.status,
+                "count": j.count,
+                "mean_duration_ms": _ms(j.mean_duration_ms),
+            }
+            for j in stats.jobs
+        ],
     }
 
 
@@ -221,19 +272,39 @@ def _counts_json(c: Counts) -> dict[str, Any]:
     }
 
 
+def _kept_json(k: Kept) -> dict[str, Any]:
+    return {
+        "suggestions": k.suggestions,
+        "characters": k.characters,
+        "characters_kept": k.characters_kept,
+        "rate": k.rate,
+    }
+
+
+def _group_json(key: str, group: Group) -> dict[str, Any]:
+    return {key: group.name, **_counts_json(group.counts), "kept": _kept_json(group.kept)}
+
+
+def _calls_json(c: Calls) -> dict[str, Any]:
+    return {
+        "kind": c.kind,
+        "model": c.model,
+        "calls": c.calls,
+        "errors": c.errors,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "mean_ms": _ms(c.mean_ms),
+    }
+
+
 def _latency_json(latency: Latency) -> dict[str, Any]:
-    def ms(value: float | None) -> float | None:
-        return None if value is None else round(value, 1)
-
-    return {"count": latency.count, "median": ms(latency.median_ms), "p90": ms(latency.p90_ms)}
-
-
-def _rate(counts: Counts) -> str:
-    rate = counts.acceptance_rate
-    return "-" if rate is None else f"{rate * 100:.1f} %"
+    return {
+        "count": latency.count,
+        "median": _ms(latency.median_ms),
+        "p90": _ms(latency.p90_ms),
+        "p99": _ms(latency.p99_ms),
+    }
 
 
-def _latency(latency: Latency) -> str:
-    if latency.median_ms is None or latency.p90_ms is None:
-        return "-"
-    return f"median {latency.median_ms:.0f} ms, p90 {latency.p90_ms:.0f} ms"
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

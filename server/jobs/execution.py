@@ -14,6 +14,12 @@ On an RQ worker the entry point is :func:`run_job`; job functions report progres
 with :func:`report_progress` (stored in ``job.meta``) and may call
 :func:`check_cancelled` at safe points (in process it raises once `cancel` was
 called; on RQ, cancelling kills the work horse instead).
+
+Model calls a job makes (:func:`record_model_call`, from ``server.jobs.chat``)
+travel back with its outcome as JSON (``"model_calls"``), failed ones included,
+so the server records them and workers need no database. Across retries they
+accumulate: in the in-process runner's context, and in ``job.meta`` on RQ (where
+the last failure of a job whose retries ran out is read from, too).
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ class JobContext:
 
     on_progress: Callable[[dict[str, Any]], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The job's model calls so far, as JSON objects (all attempts').
+    model_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 _current: ContextVar[JobContext | None] = ContextVar("zi_job_context", default=None)
@@ -74,6 +82,13 @@ def report_progress(**data: Any) -> None:
     context = _current.get()
     if context is not None:
         context.on_progress(data)
+
+
+def record_model_call(call: dict[str, Any]) -> None:
+    """Add a model call (a JSON object) to the running job's outcome; a no-op outside a job."""
+    context = _current.get()
+    if context is not None:
+        context.model_calls.append(call)
 
 
 def cancelled() -> bool:
@@ -107,19 +122,27 @@ def execute(
         fn = resolve_job_function(function)
         value = fn(**kwargs)
         canonical_json(value)  # a result must survive the JSON serializer
-        return {"ok": True, "value": value}
+        outcome: dict[str, Any] = {"ok": True, "value": value}
     except JobCancelled:
-        return {"ok": False, "kind": "cancelled", "error": "cancelled"}
+        outcome = {"ok": False, "kind": "cancelled", "error": "cancelled"}
     except Exception as exc:
         if timeout_types and isinstance(exc, timeout_types):
-            return {"ok": False, "kind": "timeout", "error": f"job timed out after {timeout_s}s"}
-        if is_transient(exc):
+            error = f"job timed out after {timeout_s}s"
+            outcome = {"ok": False, "kind": "timeout", "error": error}
+        elif is_transient(exc):
             log.warning("job %s: transient error, may be retried: %s", function, _message(exc))
             raise
-        log.warning("job %s failed: %s", function, _message(exc))
-        return {"ok": False, "kind": "error", "error": _message(exc)}
+        else:
+            log.warning("job %s failed: %s", function, _message(exc))
+            outcome = {"ok": False, "kind": "error", "error": _message(exc)}
     finally:
         _current.reset(token)
+    outcome["model_calls"] = list(context.model_calls)
+    return outcome
+
+
+MODEL_CALLS_META = "model_calls"
+"""``job.meta`` key of the model calls of a job's failed attempts (RQ)."""
 
 
 def run_job(function: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -134,13 +157,25 @@ def run_job(function: str, kwargs: dict[str, Any]) -> dict[str, Any]:
             job.meta["progress"] = data
             job.save_meta()  # type: ignore[no-untyped-call]
 
-    return execute(
-        function,
-        kwargs,
-        JobContext(on_progress=on_progress),
-        timeout_types=(JobTimeoutException,),
-        timeout_s=job.timeout if job is not None else None,
+    earlier = job.meta.get(MODEL_CALLS_META) if job is not None else None
+    context = JobContext(
+        on_progress=on_progress, model_calls=list(earlier) if isinstance(earlier, list) else []
     )
+    try:
+        return execute(
+            function,
+            kwargs,
+            context,
+            timeout_types=(JobTimeoutException,),
+            timeout_s=job.timeout if job is not None else None,
+        )
+    except Exception:
+        # Retried (or, retries exhausted, failed): the next attempt, or the server
+        # reading the failure, finds this attempt's calls here.
+        if job is not None and context.model_calls:
+            job.meta[MODEL_CALLS_META] = context.model_calls
+            job.save_meta()  # type: ignore[no-untyped-call]
+        raise
 
 
 RQ_ENTRY_POINT = f"{__name__}.run_job"

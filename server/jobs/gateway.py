@@ -6,15 +6,31 @@ built on first use: RQ and redis cost ~200 ms to import, which must not delay
 ``initialize`` (or a settings change) for a user who never triggers a job. When the
 queue's Redis cannot be reached, the job runs here instead, with a warning, as in a
 setup without Redis.
+
+History: the gateway records each job (queued when submitted, then how it ended)
+and the model calls its result carries (``JobResult.model_calls``, failed ones
+included), linked to the job. A result reused by an identical request carries the
+same calls, which the history keeps once. Calls of a job cancelled from here are
+not recorded: the gateway does not wait for the cancelled job's last words.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from server.completion.recorder import (
+    JobEvent,
+    JobState,
+    ModelCallKind,
+    NullRecorder,
+    Recorder,
+)
+from server.jobs.chat import model_call_event
 from server.jobs.runner import InProcessRunner, JobQueueUnavailable, JobRunner, build_runner
 from server.jobs.spec import JobHandle, JobResult, JobSpec, JobStatus
 from server.notify import Level, Notifier
@@ -26,15 +42,47 @@ POLL_S = 0.25  # how often a waiting feature looks at the job's progress
 
 Progress = Callable[[str, "int | None"], None]
 
+# A job's kind (jobs.kind, and the kind of its model calls), by its function's package.
+_KINDS = {
+    "server.actions.": ModelCallKind.CODE_ACTION.value,
+    "server.diagnostics.": ModelCallKind.REVIEW.value,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """The document a job is about (for the history)."""
+
+    uri: str | None
+    language: str | None
+
+
+_CALL_KINDS = frozenset(kind.value for kind in ModelCallKind)
+
+
+def job_kind(function: str) -> str:
+    """code_action, review, or the package's name for other job functions."""
+    for prefix, kind in _KINDS.items():
+        if function.startswith(prefix):
+            return kind
+    parts = function.split(".")
+    return parts[-3] if len(parts) >= 3 else parts[0]
+
 
 class JobGateway:
     def __init__(
-        self, settings: Settings, *, notifier: Notifier, runner: JobRunner | None = None
+        self,
+        settings: Settings,
+        *,
+        notifier: Notifier,
+        runner: JobRunner | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.settings = settings
         self.notifier = notifier
         self._runner = runner
         self._fallback: InProcessRunner | None = None
+        self.recorder: Recorder = recorder or NullRecorder()
 
     @property
     def runner(self) -> JobRunner:
@@ -42,8 +90,22 @@ class JobGateway:
             self._runner = build_runner(self.settings)
         return self._runner
 
-    async def run(self, spec: JobSpec, progress: Progress | None = None) -> JobResult:
-        """Submit `spec` and wait for its result; cancelling the caller cancels the job."""
+    async def run(
+        self,
+        spec: JobSpec,
+        progress: Progress | None = None,
+        *,
+        uri: str | None = None,
+        language: str | None = None,
+    ) -> JobResult:
+        """Submit `spec` and wait for its result; cancelling the caller cancels the job.
+
+        `uri` and `language` (default: the job's ``language_id`` argument): the
+        document the job is about, for the history.
+        """
+        if language is None and isinstance(spec.kwargs.get("language_id"), str):
+            language = spec.kwargs["language_id"]
+        where = _Where(uri, language)
         runner = self.runner
         try:
             handle = await runner.submit(spec)
@@ -55,6 +117,8 @@ class JobGateway:
             )
             runner = self._local_runner()
             handle = await runner.submit(spec)
+        submitted = time.perf_counter()
+        self._record_job(spec, runner, JobState.QUEUED, where)
         waiting = asyncio.ensure_future(runner.wait(handle))
         last: dict[str, Any] | None = None
         try:
@@ -74,12 +138,72 @@ class JobGateway:
         except asyncio.CancelledError:
             waiting.cancel()
             log.info("cancelling job %s", handle.job_id)
+            cancelled = JobResult(JobStatus.CANCELLED, error="cancelled")
+            self._record_end(spec, runner, cancelled, where, submitted)
             await asyncio.shield(_cancel(runner, handle))
             raise
+        self._record_end(spec, runner, result, where, submitted)
         if result.status is JobStatus.TIMEOUT:
             # Given up on: a job still queued (no worker) must not run for nobody later.
             await _cancel(runner, handle)
         return result
+
+    # -- history ----------------------------------------------------------------------
+
+    def _record_job(
+        self,
+        spec: JobSpec,
+        runner: JobRunner,
+        state: JobState,
+        where: _Where,
+        *,
+        duration_ms: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.recorder.job(
+            JobEvent(
+                id=spec.job_id,
+                kind=job_kind(spec.function),
+                function=spec.function,
+                runner="in-process" if isinstance(runner, InProcessRunner) else "rq",
+                state=state,
+                uri=where.uri,
+                language=where.language,
+                duration_ms=duration_ms,
+                error=error,
+            )
+        )
+
+    def _record_end(
+        self,
+        spec: JobSpec,
+        runner: JobRunner,
+        result: JobResult,
+        where: _Where,
+        submitted: float,
+    ) -> None:
+        try:
+            state = JobState(result.status.value)
+        except ValueError:  # not an end (cannot happen with a runner's result)
+            state = JobState.FAILED
+        self._record_job(
+            spec,
+            runner,
+            state,
+            where,
+            duration_ms=(time.perf_counter() - submitted) * 1000.0,
+            error=result.error,
+        )
+        kind = job_kind(spec.function)
+        for call in result.model_calls:
+            event = model_call_event(
+                call,
+                kind=ModelCallKind(kind) if kind in _CALL_KINDS else ModelCallKind.CODE_ACTION,
+                job_id=spec.job_id,
+                language=where.language,
+            )
+            if event is not None:
+                self.recorder.model_call(event)
 
     def _local_runner(self) -> InProcessRunner:
         if self._fallback is None:

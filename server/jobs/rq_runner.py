@@ -22,7 +22,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from server.jobs.execution import RQ_ENTRY_POINT
+from server.jobs.execution import MODEL_CALLS_META, RQ_ENTRY_POINT
 from server.jobs.runner import JobQueueUnavailable
 from server.jobs.spec import (
     FAILURE_TTL_S,
@@ -32,6 +32,7 @@ from server.jobs.spec import (
     JobResult,
     JobSpec,
     JobStatus,
+    model_calls_of,
     result_from_outcome,
 )
 
@@ -160,13 +161,18 @@ class RqRunner:
         if status == RqStatus.FAILED:
             result = job.latest_result()
             text = (result.exc_string or "") if result is not None else ""
+            calls = model_calls_of(job.meta.get(MODEL_CALLS_META))
             if "AbandonedJobError" in text:
                 return JobResult(
-                    JobStatus.FAILED, error="abandoned: the worker running it died mid-job"
+                    JobStatus.FAILED,
+                    error="abandoned: the worker running it died mid-job",
+                    model_calls=calls,
                 )
             lines = [line for line in text.strip().splitlines() if line.strip()]
             reason = lines[-1] if lines else "failed (no traceback recorded)"
-            return JobResult(JobStatus.FAILED, error=f"{reason} (retries exhausted)")
+            return JobResult(
+                JobStatus.FAILED, error=f"{reason} (retries exhausted)", model_calls=calls
+            )
         if status in (RqStatus.STOPPED, RqStatus.CANCELED):
             return JobResult(JobStatus.CANCELLED, error=f"cancelled ({status.value})")
         if status == RqStatus.STARTED:

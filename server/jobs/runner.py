@@ -133,7 +133,11 @@ class InProcessRunner:
             if not done:
                 entry.context.cancelled.set()  # the thread stops at its next check
                 call.cancel()
-                return JobResult(JobStatus.TIMEOUT, error=f"job timed out after {spec.timeout_s}s")
+                return JobResult(
+                    JobStatus.TIMEOUT,
+                    error=f"job timed out after {spec.timeout_s}s",
+                    model_calls=tuple(entry.context.model_calls),
+                )
             try:
                 return result_from_outcome(call.result())
             except Exception as exc:  # execute re-raises only transient errors
@@ -141,6 +145,7 @@ class InProcessRunner:
                     return JobResult(
                         JobStatus.FAILED,
                         error=f"{type(exc).__name__}: {exc} (after {attempt + 1} attempts)",
+                        model_calls=tuple(entry.context.model_calls),
                     )
                 await asyncio.sleep(self._retry_intervals_s[attempt])
         raise AssertionError("unreachable")

@@ -124,6 +124,8 @@ class JobResult:
     status: JobStatus
     value: Any = None
     error: str | None = None
+    # The job's model calls as JSON objects (``server.jobs.chat``), for the history.
+    model_calls: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -138,10 +140,18 @@ def result_from_outcome(outcome: Any) -> JobResult:
     """The `JobResult` for an outcome object returned by `execution.execute`."""
     if not isinstance(outcome, dict) or "ok" not in outcome:
         return JobResult(JobStatus.FAILED, error=f"malformed job outcome: {outcome!r}")
+    calls = model_calls_of(outcome.get("model_calls"))
     if outcome["ok"]:
-        return JobResult(JobStatus.FINISHED, value=outcome.get("value"))
+        return JobResult(JobStatus.FINISHED, value=outcome.get("value"), model_calls=calls)
     kind = outcome.get("kind")
     status = {"timeout": JobStatus.TIMEOUT, "cancelled": JobStatus.CANCELLED}.get(
         str(kind), JobStatus.FAILED
     )
-    return JobResult(status, error=str(outcome.get("error") or kind))
+    return JobResult(status, error=str(outcome.get("error") or kind), model_calls=calls)
+
+
+def model_calls_of(value: Any) -> tuple[dict[str, Any], ...]:
+    """The model calls in an outcome's (or ``job.meta``'s) JSON; anything else: none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(call for call in value if isinstance(call, dict))

@@ -225,7 +225,10 @@ def test_cancelling_the_job_stops_the_generation(scripted_model: ScriptedModel) 
     scripted_model.wait_for_chat_requests(1)
     context.cancelled.set()
     worker.join(timeout=10)
-    assert outcome == [{"ok": False, "kind": "cancelled", "error": "cancelled"}]
+    [result] = outcome
+    [call] = result.pop("model_calls")  # the cancelled call goes back for the history
+    assert result == {"ok": False, "kind": "cancelled", "error": "cancelled"}
+    assert call["error"] == "cancelled" and call["response"] == ""
     scripted_model.wait_for_cancelled(1)
 
 
@@ -233,9 +236,12 @@ def test_progress_is_reported(scripted_model: ScriptedModel) -> None:
     scripted_model.chat_reply_with(answer())
     progress: list[dict[str, Any]] = []
     outcome = execute(JOB, job_args(scripted_model), JobContext(on_progress=progress.append))
+    [call] = outcome.pop("model_calls")
     assert outcome == {
         "ok": True,
         "value": {"findings": [], "attempts": 1, "model": "scripted-coder"},
     }
+    assert call["model"] == "scripted-coder" and call["finish_reason"] == "stop"
+    assert "response_format" in call["params"] and "messages" not in call["params"]
     assert progress[0]["message"] == "asking the model for a review"
     assert progress[-1]["percentage"] == 90

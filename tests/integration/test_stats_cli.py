@@ -1,18 +1,35 @@
-"""`zi-coder stats` over a real SQLite history written by the server's own repository.
+"""`zi-coder stats` over a real history written by the server's own repository.
 
-The fixture history (figures worked out by hand in each test):
+The fixture history (figures worked out by hand in each test); "now" is when it
+was written, every row but `old` is 1 h old, `old` 10 days:
 
-    id   language  age   source     outcome             text  accepted  total ms  first token
-    py1  python    1 h   model      accepted            6     -         40        10
-    py2  python    1 h   model      partially_accepted  9     3         20        5
-    py3  python    1 h   model      rejected            4     -         30        8
-    py4  python    1 h   model      shown (undecided)   4     -         60        12
-    rs1  rust      1 h   model      rejected            5     -         100       50
-    rs2  rust      1 h   typeahead  generated           2     -         0.5       -
-    old  python    10 d  model      accepted            20    -         1000      200
+    completions
+    id   language  source     outcome             text  accepted  total ms  first token
+    py1  python    model      accepted            6     -         40        10
+    py2  python    model      partially_accepted  9     3         20        5
+    py3  python    model      rejected            4     -         30        8
+    py4  python    model      shown (undecided)   4     -         60        12
+    rs1  rust      model      rejected            5     -         100       50
+    rs2  rust      typeahead  generated           2     -         0.5       -
+    old  python    model      accepted            20    -         1000      200
 
-No PostgreSQL here: the test suite has no PostgreSQL server fixture (and the
-project no driver), so only SQLite is exercised.
+    survival checks (characters kept of accepted)
+    py1  30 s: 6 of 6, 2 min: 6 of 6, 10 min: 4 of 6
+    py2  30 s: 3 of 3, 10 min: document closed (judges nothing)
+    old  10 min: 10 of 20
+
+    model calls (model, kind, prompt/output tokens, ms)
+    one per model-served completion: scripted-coder, completion, 30/5, its total ms
+    a failed one: scripted-coder, completion, no tokens, 2000 ms, error
+    chat-model, code_action, 200/50, 1500 ms; chat-model, review, 400/80, 3000 ms
+    two replays of py1's call (replay true): scripted-coder, completion, 30/5, 35 ms;
+    one names py1 as its completion, which must not change py1's figures
+
+    jobs (kind, status, ms): code_action finished 1500, review finished 3000,
+    review failed 500, and `old`'s age: review finished 1000
+
+Every test runs on SQLite; `test_the_figures_on_each_database` on PostgreSQL too
+(`history_url`, tests/support/postgres.py).
 """
 
 from __future__ import annotations
@@ -23,14 +40,23 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from server.cli import main
-from server.completion.recorder import CompletionEvent
+from server.completion.recorder import (
+    CompletionEvent,
+    JobEvent,
+    JobState,
+    ModelCallEvent,
+    ModelCallKind,
+    SurvivalEvent,
+)
 from server.completion.types import Outcome
 from server.history import repository
 from server.history.database import create_engine_for, upgrade_to_head
@@ -49,50 +75,139 @@ _ROWS: list[tuple[str, str, timedelta, str, Outcome, str, int | None, float, flo
     ("rs2", "rust", _HOUR, "typeahead", Outcome.GENERATED, "()", None, 0.5, None),
     ("old", "python", _TEN_DAYS, "model", Outcome.ACCEPTED, "x" * 20, None, 1000, 200),
 ]
+# (completion, after_s, accepted, kept, document closed)
+_SURVIVAL = [
+    ("py1", 30, 6, 6, False), ("py1", 120, 6, 6, False), ("py1", 600, 6, 4, False),
+    ("py2", 30, 3, 3, False), ("py2", 600, 3, 0, True),
+    ("old", 600, 20, 10, False),
+]
+# (id, kind, model, tokens, total ms, error, age, completion, replay of)
+_CALLS: list[tuple[str, ModelCallKind, str, tuple[int, int] | None, float, str | None,
+                   timedelta, str | None, str | None]] = [
+    ("failed", ModelCallKind.COMPLETION, "scripted-coder", None, 2000, "timeout: 2 s", _HOUR,
+     None, None),
+    ("act", ModelCallKind.CODE_ACTION, "chat-model", (200, 50), 1500, None, _HOUR, None, None),
+    ("rev", ModelCallKind.REVIEW, "chat-model", (400, 80), 3000, None, _HOUR, None, None),
+    ("re1", ModelCallKind.COMPLETION, "scripted-coder", (30, 5), 35, None, _HOUR, None,
+     "call-py1"),
+    ("re2", ModelCallKind.COMPLETION, "scripted-coder", (30, 5), 35, None, _HOUR, "py1",
+     "call-py1"),
+]
+# (id, kind, state, ms, age)
+_JOBS = [
+    ("j1", "code_action", JobState.FINISHED, 1500.0, _HOUR),
+    ("j2", "review", JobState.FINISHED, 3000.0, _HOUR),
+    ("j3", "review", JobState.FAILED, 500.0, _HOUR),
+    ("j4", "review", JobState.FINISHED, 1000.0, _TEN_DAYS),
+]
 # fmt: on
 
 
-def write_history(url: str) -> None:
-    """The table above, through the migrations and the repository the server uses."""
+def write_history(url: str, *, survival: bool = True) -> datetime:
+    """The tables above, through the migrations and the repository the server uses;
+    returns the "now" the ages count from."""
     engine = create_engine_for(url)
     upgrade_to_head(engine)
     now = repository.now()
     with Session(engine) as session, session.begin():
         for ident, language, age, source, outcome, text, partial, total, first in _ROWS:
-            at = now - age
-            event = CompletionEvent(
-                id=ident,
-                parent_id=None,
-                uri=f"file:///{ident}",
-                language=language,
-                model="scripted-coder",
-                template="qwen",
-                mode="single_line",
-                source=source,
-                text=text,
-                prompt_chars=100,
-                first_token_ms=first,
-                total_ms=total,
-            )
-            repository.record_completion(session=session, event=event, at=at)
-            if outcome is not Outcome.GENERATED:
-                # As the server does: shown first, then the decision.
-                repository.record_outcome(
-                    session=session,
-                    completion_id=ident,
-                    outcome=Outcome.SHOWN,
-                    accepted_length=None,
-                    at=at,
-                )
-            if outcome not in (Outcome.GENERATED, Outcome.SHOWN):
-                repository.record_outcome(
-                    session=session,
-                    completion_id=ident,
-                    outcome=outcome,
-                    accepted_length=partial,
-                    at=at,
-                )
+            _completion(session, now - age, ident, language, source, text, total, first)
+            _decide(session, now - age, ident, outcome, partial)
+            if source == "model":
+                call = (ident, ModelCallKind.COMPLETION, "scripted-coder", (30, 5), total)
+                _call(session, now - age, *call, None, ident, None, first=first)
+        for ident, kind, model, tokens, total, error, age, completion, of in _CALLS:
+            _call(session, now - age, ident, kind, model, tokens, total, error, completion, of)
+        for ident, kind, state, ms, age in _JOBS:
+            queued = JobEvent(ident, kind, f"server.jobs.{kind}", "rq", JobState.QUEUED)
+            started = now - age - timedelta(milliseconds=ms)
+            repository.record_job(session=session, event=queued, at=started)
+            end = replace(queued, state=state, duration_ms=ms)
+            repository.record_job(session=session, event=end, at=now - age)
+        for completion, after, accepted, kept, closed in _SURVIVAL if survival else ():
+            event = SurvivalEvent(completion, after, accepted, kept, document_closed=closed)
+            repository.record_survival(session=session, event=event, at=now)
     engine.dispose()
+    return now
+
+
+def _completion(
+    session: Session,
+    at: datetime,
+    ident: str,
+    language: str,
+    source: str,
+    text: str,
+    total: float,
+    first: float | None,
+) -> None:
+    event = CompletionEvent(
+        id=ident,
+        parent_id=None,
+        uri=f"file:///{ident}",
+        language=language,
+        model="scripted-coder",
+        template="qwen",
+        mode="single_line",
+        source=source,
+        text=text,
+        prompt_chars=100,
+        first_token_ms=first,
+        total_ms=total,
+    )
+    repository.record_completion(session=session, event=event, at=at)
+
+
+def _decide(
+    session: Session, at: datetime, ident: str, outcome: Outcome, partial: int | None
+) -> None:
+    """As the server does: shown first, then the decision."""
+    if outcome is not Outcome.GENERATED:
+        repository.record_outcome(
+            session=session, completion_id=ident, outcome=Outcome.SHOWN, accepted_length=None, at=at
+        )
+    if outcome not in (Outcome.GENERATED, Outcome.SHOWN):
+        repository.record_outcome(
+            session=session, completion_id=ident, outcome=outcome, accepted_length=partial, at=at
+        )
+
+
+def _call(
+    session: Session,
+    at: datetime,
+    ident: str,
+    kind: ModelCallKind,
+    model: str,
+    tokens: tuple[int, int] | None,
+    total: float,
+    error: str | None,
+    completion: str | None,
+    replay_of: str | None,
+    *,
+    first: float | None = None,
+) -> None:
+    event = ModelCallEvent(
+        id=f"call-{ident}",
+        kind=kind,
+        model=model,
+        endpoint="http://127.0.0.1:8000/v1",
+        params={"max_tokens": 64},
+        prompt="p" * 100,
+        response="" if error else "r",
+        finish_reason=None if error else "stop",
+        prompt_tokens=None if tokens is None else tokens[0],
+        completion_tokens=None if tokens is None else tokens[1],
+        first_token_ms=first,
+        total_ms=total,
+        error=error,
+        completion_id=completion,
+        replay_of=replay_of,
+    )
+    repository.record_model_call(session=session, event=event, at=at, store_prompts=False)
+
+
+def _day(at: datetime) -> str:
+    return f"{at:%Y-%m-%d}"
 
 
 @pytest.fixture(autouse=True)
@@ -104,11 +219,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def history_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, datetime]:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    write_history(url)
+    now = write_history(url)
     monkeypatch.setenv("ZI_DATABASE_URL", url)
-    return url
+    return url, now
+
+
+@pytest.fixture
+def history(history_now: tuple[str, datetime]) -> str:
+    return history_now[0]
 
 
 def stats(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -117,76 +237,340 @@ def stats(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return code, out, err
 
 
+def squeezed(text: str) -> list[str]:
+    """The lines of `text` with runs of spaces as one: table rows, whatever the widths."""
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
+# -- the figures -------------------------------------------------------------------------
+
+
+_SUMMARY = [
+    "Completions generated: 7, shown: 6",
+    "Completions shown: 6, accepted: 2, partially accepted: 1, rejected: 2, undecided: 1",
+    "Acceptance rate: 50.0 % (3 of 6 shown)",
+    "Characters accepted: 29",  # 6 + 3 + 20
+    # model latencies 20 30 40 60 100 1000; the type-ahead's 0.5 ms is left out
+    "Latency: median 50 ms, p90 550 ms (6 completions from the model)",
+    "Time to first token: median 11 ms, p90 125 ms (6 completions)",
+    # py1 4 of 6, old 10 of 20; py2's check came after its document closed
+    "Characters kept after 10 min: 53.8 % (14 of 26 characters, 2 accepted suggestions; "
+    "1 not judged, document closed)",
+    "Cache hit rate: 14.3 % (1 of 7 without a model call: type-ahead 1)",
+]
+
+
 def test_all_time_as_text(history: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = stats(capsys)
 
     assert (code, err) == (0, "")
-    assert out.splitlines() == [
-        f"Zi Coder stats: {history} (all time)",
-        "Completions generated: 7, shown: 6",
-        "Completions shown: 6, accepted: 2, partially accepted: 1, rejected: 2, undecided: 1",
-        "Acceptance rate: 50.0 % (3 of 6 shown)",
-        "Characters accepted: 29",  # 6 + 3 + 20
-        # model latencies 20 30 40 60 100 1000; the type-ahead's 0.5 ms is left out
-        "Latency: median 50 ms, p90 550 ms (6 completions from the model)",
-        "Time to first token: median 11 ms, p90 125 ms (6 completions)",
-        "By language (accepted: in full or in part):",
-        "  python         5 shown     3 accepted   60.0 %",
-        "  rust           1 shown     0 accepted   0.0 %",
-    ]
+    lines = out.splitlines()
+    assert lines[:9] == [f"Zi Coder stats: {history} (all time)", *_SUMMARY]
+    rows = squeezed(out)
+    for row in [
+        "By language (accepted: in full or in part)",
+        "Language Shown Accepted Rate Chars accepted Kept after 10 min",
+        "python 5 3 60.0 % 29 53.8 %",
+        "rust 1 0 0.0 % 0 -",
+        "scripted-coder 6 3 50.0 % 29 53.8 %",
+        "Total 6 50 ms 550 ms 955 ms",  # p99: 100 + 0.95 * 900
+        "First token 6 11 ms 125 ms 193 ms",  # 50 + 0.95 * 150
+        "completion scripted-coder 7 1 180 30 464 ms",  # (3250 ms) / 7, replays left out
+        "code_action chat-model 1 0 200 50 1,500 ms",
+        "review chat-model 1 0 400 80 3,000 ms",
+        "Replays (zi-coder replay; not counted above)",
+        "completion scripted-coder 2 0 60 10 35 ms",
+        "review finished 2 2,000 ms",
+        "review failed 1 500 ms",
+        "code_action finished 1 1,500 ms",
+    ]:
+        assert row in rows, f"{row!r} not in\n{out}"
+    assert "\x1b[" not in out  # piped: no colour codes
 
 
-def test_since_leaves_older_completions_out(
-    history: str, capsys: pytest.CaptureFixture[str]
+def test_json_has_every_figure(
+    history_now: tuple[str, datetime], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    history, now = history_now
+    code, out, _ = stats(capsys, "--json")
+
+    assert code == 0
+    figures = json.loads(out)
+    assert _without_groups(figures) == {
+        "database": history,
+        "since": None,
+        "note": None,
+        "generated": 7,
+        "shown": 6,
+        "accepted": 2,
+        "partially_accepted": 1,
+        "rejected": 2,
+        "undecided": 1,
+        "acceptance_rate": 0.5,
+        "characters_accepted": 29,
+        "kept": {
+            "checkpoint_s": 600,
+            "documents_closed": 1,
+            "suggestions": 2,
+            "characters": 26,
+            "characters_kept": 14,
+            "rate": 14 / 26,
+        },
+        "sources": {"model": 6, "typeahead": 1},
+        "cache_hit_rate": 1 / 7,
+        "latency_ms": {"count": 6, "median": 50.0, "p90": 550.0, "p99": 955.0},
+        "first_token_ms": {"count": 6, "median": 11.0, "p90": 125.0, "p99": 192.5},
+        "model_calls": [
+            _calls("completion", "scripted-coder", 7, 1, 180, 30, 464.3),
+            _calls("code_action", "chat-model", 1, 0, 200, 50, 1500.0),
+            _calls("review", "chat-model", 1, 0, 400, 80, 3000.0),
+        ],
+        "replays": [_calls("completion", "scripted-coder", 2, 0, 60, 10, 35.0)],
+        "jobs": [
+            {"kind": "code_action", "status": "finished", "count": 1, "mean_duration_ms": 1500.0},
+            {"kind": "review", "status": "finished", "count": 2, "mean_duration_ms": 2000.0},
+            {"kind": "review", "status": "failed", "count": 1, "mean_duration_ms": 500.0},
+        ],
+    }
+    python, rust = figures["languages"]
+    assert python == {
+        "language": "python",
+        "generated": 5,
+        "shown": 5,
+        "accepted": 2,
+        "partially_accepted": 1,
+        "rejected": 1,
+        "undecided": 1,
+        "acceptance_rate": 0.6,
+        "characters_accepted": 29,
+        "kept": {"suggestions": 2, "characters": 26, "characters_kept": 14, "rate": 14 / 26},
+    }
+    assert (rust["language"], rust["generated"], rust["shown"], rust["rejected"]) == (
+        "rust",
+        2,
+        1,
+        1,
+    )
+    assert rust["kept"] == {"suggestions": 0, "characters": 0, "characters_kept": 0, "rate": None}
+    assert [(m["model"], m["generated"], m["acceptance_rate"]) for m in figures["models"]] == [
+        ("scripted-coder", 7, 0.5)
+    ]
+    old_day, recent_day = figures["days"]
+    assert (old_day["day"], recent_day["day"]) == (_day(now - _TEN_DAYS), _day(now - _HOUR))
+    assert (old_day["generated"], old_day["acceptance_rate"], old_day["kept"]["rate"]) == (
+        1,
+        1.0,
+        0.5,
+    )
+    assert (recent_day["shown"], recent_day["acceptance_rate"], recent_day["kept"]["rate"]) == (
+        5,
+        0.4,
+        4 / 6,
+    )
+
+
+def _without_groups(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if k not in ("languages", "models", "days")}
+
+
+def _calls(
+    kind: str, model: str, n: int, errors: int, prompt: int, output: int, mean: float
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "model": model,
+        "calls": n,
+        "errors": errors,
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "mean_ms": mean,
+    }
+
+
+def test_since_leaves_older_rows_out(history: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = stats(capsys, "--since", "7d")
 
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith(f"Zi Coder stats: {history} (last 7d, since ")
     assert lines[0].endswith(" UTC)")
-    assert lines[1:8] == [
+    assert lines[1:9] == [
         "Completions generated: 6, shown: 5",
         "Completions shown: 5, accepted: 1, partially accepted: 1, rejected: 2, undecided: 1",
         "Acceptance rate: 40.0 % (2 of 5 shown)",
         "Characters accepted: 9",
         "Latency: median 40 ms, p90 84 ms (5 completions from the model)",
         "Time to first token: median 10 ms, p90 35 ms (5 completions)",
-        "By language (accepted: in full or in part):",
+        "Characters kept after 10 min: 66.7 % (4 of 6 characters, 1 accepted suggestions; "
+        "1 not judged, document closed)",
+        "Cache hit rate: 16.7 % (1 of 6 without a model call: type-ahead 1)",
     ]
 
     code, out, _ = stats(capsys, "--since", "7d", "--json")
-    assert json.loads(out)["first_token_ms"] == {"count": 5, "median": 10.0, "p90": 34.8}
+    figures = json.loads(out)
+    assert figures["first_token_ms"] == {"count": 5, "median": 10.0, "p90": 34.8, "p99": 48.5}
+    assert figures["latency_ms"] == {"count": 5, "median": 40.0, "p90": 84.0, "p99": 98.4}
+    assert figures["model_calls"][0] == _calls("completion", "scripted-coder", 6, 1, 150, 25, 375.0)
+    assert [(j["kind"], j["status"], j["count"]) for j in figures["jobs"]] == [
+        ("code_action", "finished", 1),
+        ("review", "failed", 1),
+        ("review", "finished", 1),
+    ]
+    assert len(figures["days"]) == 1
 
     _, recent, _ = stats(capsys, "--since", "30m")
     assert "Completions generated: 0, shown: 0" in recent.splitlines()
     assert "Acceptance rate: - (0 of 0 shown)" in recent.splitlines()
+    assert "Characters kept after 10 min: - (0 of 0 characters, 0 accepted suggestions)" in (
+        recent.splitlines()
+    )
 
 
-def test_json_has_the_same_figures(history: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = stats(capsys, "--json", "--since", "2w")
-
-    assert code == 0
+def test_replays_are_never_live_traffic(history: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A replay named py1 as its completion; py1 and the live calls do not change."""
+    _, out, _ = stats(capsys, "--json")
     figures = json.loads(out)
-    assert figures["database"] == history
-    assert figures["since"].endswith("+00:00")
-    assert figures["note"] is None
-    assert {k: figures[k] for k in ("generated", "shown", "undecided")} == {
-        "generated": 7,
-        "shown": 6,
-        "undecided": 1,
-    }
-    assert (figures["accepted"], figures["partially_accepted"], figures["rejected"]) == (2, 1, 2)
-    assert figures["acceptance_rate"] == 0.5
-    assert figures["characters_accepted"] == 29
-    assert figures["latency_ms"] == {"count": 6, "median": 50.0, "p90": 550.0}
-    assert figures["first_token_ms"] == {"count": 6, "median": 11.0, "p90": 125.0}
-    assert [(x["language"], x["shown"], x["accepted"]) for x in figures["languages"]] == [
-        ("python", 5, 2),
-        ("rust", 1, 0),
+
+    assert sum(c["calls"] for c in figures["model_calls"]) == 9  # 6 + failed + act + rev
+    assert sum(c["calls"] for c in figures["replays"]) == 2
+    assert (figures["generated"], figures["accepted"]) == (7, 2)
+    assert figures["sources"]["model"] == 6
+
+
+def test_the_figures_on_each_database(
+    history_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_history(history_url)
+    monkeypatch.setenv("ZI_DATABASE_URL", history_url)
+
+    code, out, err = stats(capsys, "--json")
+    assert (code, err) == (0, "")
+    figures = json.loads(out)
+    assert (figures["generated"], figures["shown"], figures["acceptance_rate"]) == (7, 6, 0.5)
+    assert figures["latency_ms"] == {"count": 6, "median": 50.0, "p90": 550.0, "p99": 955.0}
+    assert figures["first_token_ms"]["p99"] == 192.5
+    assert figures["kept"]["rate"] == 14 / 26
+    assert [d["generated"] for d in figures["days"]] == [1, 6]
+    assert figures["model_calls"][0]["calls"] == 7
+    assert figures["replays"][0]["calls"] == 2
+    assert len(figures["jobs"]) == 3
+
+    code, out, _ = stats(capsys, "--since", "7d")
+    assert "Acceptance rate: 40.0 % (2 of 5 shown)" in out.splitlines()
+
+
+def test_the_same_figures_with_the_indexes_the_bench_proposes(
+    history: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Percentiles then walk an index (LIMIT/OFFSET) instead of a window query."""
+    from bench.history_stats import PROPOSED_INDEXES
+
+    _, before, _ = stats(capsys, "--json")
+    _, before_since, _ = stats(capsys, "--json", "--since", "7d")
+    with sqlite3.connect(tmp_path / "history.sqlite3") as connection:
+        for statement in PROPOSED_INDEXES.values():
+            connection.execute(statement)
+    connection.close()
+
+    _, after, _ = stats(capsys, "--json")
+    _, after_since, _ = stats(capsys, "--json", "--since", "7d")
+    assert json.loads(after) == json.loads(before)
+    assert {**json.loads(after_since), "since": None} == {**json.loads(before_since), "since": None}
+    assert json.loads(after)["first_token_ms"]["p99"] == 192.5
+
+
+def test_the_largest_checkpoint_when_none_is_at_10_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    write_history(url, survival=False)
+    engine = create_engine_for(url)
+    with Session(engine) as session, session.begin():
+        for after, kept in ((30, 6), (120, 3)):
+            event = SurvivalEvent("py1", after, 6, kept)
+            repository.record_survival(session=session, event=event, at=repository.now())
+    engine.dispose()
+    monkeypatch.setenv("ZI_DATABASE_URL", url)
+
+    _, out, _ = stats(capsys)
+    assert "Characters kept after 2 min: 50.0 % (3 of 6 characters, 1 accepted suggestions)" in (
+        out.splitlines()
+    )
+    assert "python 5 3 60.0 % 29 50.0 %" in squeezed(out)
+    _, out, _ = stats(capsys, "--json")
+    assert json.loads(out)["kept"]["checkpoint_s"] == 120
+
+
+# -- empty and odd databases ----------------------------------------------------------------
+
+
+def test_an_empty_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    engine = create_engine_for(url)
+    upgrade_to_head(engine)
+    engine.dispose()
+    monkeypatch.setenv("ZI_DATABASE_URL", url)
+
+    code, out, err = stats(capsys)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"Zi Coder stats: {url} (all time)",
+        "Completions generated: 0, shown: 0",
+        "Completions shown: 0, accepted: 0, partially accepted: 0, rejected: 0, undecided: 0",
+        "Acceptance rate: - (0 of 0 shown)",
+        "Characters accepted: 0",
+        "Latency: - (0 completions from the model)",
+        "Time to first token: - (0 completions)",
+        "Characters kept: - (no survival checks recorded)",
+        "Cache hit rate: - (0 of 0 without a model call)",
+        "By language: none",
     ]
-    assert figures["languages"][0]["acceptance_rate"] == 0.6
-    assert figures["languages"][1]["generated"] == 2
+    code, out, _ = stats(capsys, "--json")
+    figures = json.loads(out)
+    assert figures["note"] is None
+    assert figures["latency_ms"] == {"count": 0, "median": None, "p90": None, "p99": None}
+    assert figures["kept"]["checkpoint_s"] is None
+    for key in ("languages", "models", "days", "model_calls", "replays", "jobs"):
+        assert figures[key] == []
+
+
+def test_a_history_of_an_older_zi_coder_has_completions_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migration 0001 made only `completions`: the other figures are empty, not errors."""
+    from alembic import command
+    from alembic.config import Config
+
+    from server.history.database import migrations_dir
+
+    path = tmp_path / "old.sqlite3"
+    engine = create_engine_for(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO completions (id, created_at, uri, language, model, template, mode,"
+            " source, text_length, prompt_chars, first_token_ms, total_ms, outcome, shown_at)"
+            " VALUES ('a', '2026-01-02 03:04:05.000000', 'file:///a', 'go', 'm', 'qwen',"
+            " 'single_line', 'model', 3, 10, 5.0, 25.0, 'accepted', '2026-01-02 03:04:05.1')"
+        )
+    engine.dispose()
+    monkeypatch.setenv("ZI_DATABASE_URL", f"sqlite:///{path}")
+
+    code, out, err = stats(capsys, "--json")
+    assert (code, err) == (0, "")
+    figures = json.loads(out)
+    assert (figures["accepted"], figures["latency_ms"]["median"]) == (1, 25.0)
+    assert [d["day"] for d in figures["days"]] == ["2026-01-02"]
+    assert (figures["model_calls"], figures["jobs"], figures["kept"]["checkpoint_s"]) == (
+        [],
+        [],
+        None,
+    )
 
 
 def test_reading_leaves_the_database_as_it_was(
@@ -195,6 +579,7 @@ def test_reading_leaves_the_database_as_it_was(
     database = tmp_path / "history.sqlite3"
     before = hashlib.sha256(database.read_bytes()).hexdigest()
     assert stats(capsys)[0] == 0
+    assert stats(capsys, "--json", "--html", str(tmp_path / "r.html"))[0] == 0
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before
 
 
@@ -204,21 +589,7 @@ def test_it_reads_while_the_server_is_writing(
     engine = create_engine_for(history)
     try:
         with Session(engine) as session, session.begin():  # a write held open (WAL)
-            event = CompletionEvent(
-                id="new",
-                parent_id=None,
-                uri="file:///new",
-                language="go",
-                model="scripted-coder",
-                template="qwen",
-                mode="single_line",
-                source="model",
-                text="nil",
-                prompt_chars=10,
-                first_token_ms=1.0,
-                total_ms=2.0,
-            )
-            repository.record_completion(session=session, event=event, at=repository.now())
+            _completion(session, repository.now(), "new", "go", "model", "nil", 2.0, 1.0)
             session.flush()
 
             code, out, err = stats(capsys)
@@ -320,6 +691,7 @@ def test_the_installed_command_in_a_subprocess(history: str, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "Acceptance rate: 40.0 % (2 of 5 shown)" in result.stdout.splitlines()
+    assert "\x1b[" not in result.stdout  # piped: rich writes no colour codes
 
     broken = subprocess.run(
         [str(zi_coder), "stats"],

@@ -39,6 +39,7 @@ async def inline_completion(
     result = await ls.require_services().completions.complete(request)
     if result is None:
         return types.InlineCompletionList(items=[])
+    _placed(ls, result, params.position)
     here = types.Range(start=params.position, end=params.position)
     return types.InlineCompletionList(
         items=[
@@ -62,6 +63,7 @@ async def completion(ls: ZiLanguageServer, params: types.CompletionParams) -> ty
     result = await ls.require_services().completions.complete(request)
     if result is None:
         return empty
+    _placed(ls, result, params.position)  # `typed` is the user's; the suggestion starts here
     text = request.document.text
     line_start = text.rfind("\n", 0, request.offset) + 1
     word = _WORD_BEFORE.search(text[line_start : request.offset])
@@ -90,6 +92,13 @@ async def completion(ls: ZiLanguageServer, params: types.CompletionParams) -> ty
     )
     # Incomplete: the client asks again as the user types instead of filtering stale text.
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def _placed(ls: ZiLanguageServer, result: Completion, position: types.Position) -> None:
+    """Tell the outcome tracker where the suggestion's text goes (survival follows it)."""
+    ls.require_services().completions.outcomes.placed(
+        result.id, line=position.line, character=position.character, text=result.text
+    )
 
 
 def _accept_command(result: Completion) -> types.Command:

@@ -1,10 +1,13 @@
-"""didOpen / didChange / didClose: pygls keeps the text; edits make requests stale;
-opening a file checks it (see ``diagnostics``)."""
+"""didOpen / didChange / didClose: pygls keeps the text; edits make requests stale
+and move accepted suggestions (survival); opening a file checks it (see ``diagnostics``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lsprotocol import types
 
+from server.lsp.convert import BadPosition, offset_at, position_at, width
 from server.lsp.features import diagnostics
 from server.lsp.server import ZiLanguageServer
 
@@ -25,15 +28,49 @@ def did_change(ls: ZiLanguageServer, params: types.DidChangeTextDocumentParams) 
     if ls.services is None:
         return
     uri = params.text_document.uri
+    outcomes = ls.services.completions.outcomes
     for change in params.content_changes:
         if isinstance(change, types.TextDocumentContentChangePartial):
-            start = change.range.start
+            start, end = change.range.start, change.range.end
             ls.services.completions.document_changed(uri, start.line, start.character)
+            outcomes.edited(
+                uri, (start.line, start.character), (end.line, end.character), change.text
+            )
         else:
             ls.services.completions.document_changed(uri, None, None)
+            outcomes.rewritten(uri)
 
 
 def did_close(ls: ZiLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
     if ls.services is not None:
         ls.services.completions.document_closed(params.text_document.uri)
         diagnostics.closed(ls, params.text_document.uri)
+
+
+class OpenTexts:
+    """Open documents' texts in the client's position units, for survival checks
+    (``server.completion.survival.DocumentTexts``)."""
+
+    def __init__(self, text_of: Callable[[str], str | None], encoding: Callable[[], str]) -> None:
+        self.text = text_of
+        self._encoding = encoding
+
+    def offset(self, text: str, line: int, column: int) -> int:
+        try:
+            return offset_at(text, line, column, self._encoding())
+        except BadPosition:  # a line past the end (the client's edits and ours disagree)
+            return len(text)
+
+    def position(self, text: str, offset: int) -> tuple[int, int]:
+        return position_at(text, offset, self._encoding())
+
+    def width(self, segment: str) -> int:
+        return width(segment, self._encoding())
+
+
+def open_texts(ls: ZiLanguageServer) -> OpenTexts:
+    def text_of(uri: str) -> str | None:
+        doc = ls.workspace.text_documents.get(uri)
+        return None if doc is None else doc._source  # `doc.source` would read the disk
+
+    return OpenTexts(text_of, lambda: str(ls.workspace.position_encoding or "utf-16"))

@@ -1,0 +1,397 @@
+"""`zi-coder stats` over a large history: how long the report takes on SQLite.
+
+    uv run python -m bench.history_stats [--rows N] [--repeat K] [--keep PATH]
+
+Builds a history of N completions (default 1,000,000) in a temporary SQLite file:
+the schema from the real migrations, then bulk inserts (``sqlite3.executemany``)
+of realistic rows spread over the last 60 days: eleven languages, three models,
+sources in the proportions a typing user produces (about two thirds from the
+model, the rest from the type-ahead, the shared cache and joined requests),
+outcomes, latencies (log-normal around 220 ms), one model call per model-served
+completion plus failed calls, code actions, reviews (with their jobs) and a few
+replays, and survival checkpoints (30 s, 2 min, 10 min) for accepted suggestions.
+
+Then runs ``zi-coder stats`` in this process, K times each (default 5): the text
+report, ``--since 7d``, ``--json`` and ``--html``, and once more as a subprocess
+(interpreter start included), and prints a Markdown table of the median times.
+The target: at most 2 s for a million completions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import math
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+DAYS = 60
+LANGUAGES = {  # language: (share of completions, how much likelier than average to be taken)
+    "python": (38, 1.1),
+    "typescript": (18, 1.0),
+    "typescriptreact": (8, 0.9),
+    "javascript": (8, 0.95),
+    "rust": (7, 0.8),
+    "go": (7, 1.05),
+    "java": (5, 0.9),
+    "c": (3, 0.7),
+    "cpp": (3, 0.75),
+    "markdown": (2, 0.5),
+    "sql": (1, 0.85),
+}
+MODELS = {"qwen2.5-coder-7b": 70, "starcoder2-3b": 20, "deepseek-coder-v2-lite": 10}
+SOURCES = {"model": 68, "typeahead": 22, "shared_cache": 6, "joined": 4}
+CHECKPOINTS_S = (30, 120, 600)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    completions: int
+    model_calls: int
+    survival: int
+    jobs: int
+
+
+def _stamp(at: datetime) -> str:
+    """How SQLAlchemy stores a UTC DateTime in SQLite."""
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _weighted(rng: random.Random, table: dict[str, int]) -> list[str]:
+    """A lookup list: ``rng.choice`` of it draws keys with the table's weights."""
+    return [key for key, weight in table.items() for _ in range(weight)]
+
+
+def generate(path: Path, rows: int, *, seed: int = 7) -> Sizes:
+    """A history of `rows` completions (and the rest, proportionally) in SQLite `path`."""
+    from server.history.database import create_engine_for, upgrade_to_head
+
+    engine = create_engine_for(f"sqlite:///{path}")
+    upgrade_to_head(engine)
+    engine.dispose()
+
+    rng = random.Random(seed)
+    end = datetime.now(UTC).replace(microsecond=0)
+    start = end - timedelta(days=DAYS)
+    step = (end - start).total_seconds() / max(rows, 1)
+    languages = _weighted(rng, {k: v for k, (v, _) in LANGUAGES.items()})
+    models, sources = _weighted(rng, MODELS), _weighted(rng, SOURCES)
+
+    completions: list[tuple[object, ...]] = []
+    calls: list[tuple[object, ...]] = []
+    survival: list[tuple[object, ...]] = []
+    jobs: list[tuple[object, ...]] = []
+    for i in range(rows):
+        ident = f"{rng.getrandbits(128):032x}"
+        at = start + timedelta(seconds=i * step)
+        language, model, source = rng.choice(languages), rng.choice(models), rng.choice(sources)
+        length = max(1, int(rng.lognormvariate(3.3, 0.8)))
+        prompt_chars = rng.randint(800, 6000)
+        if source == "model":
+            total: float = rng.lognormvariate(math.log(220), 0.5)
+            first: float | None = total * rng.uniform(0.2, 0.45)
+        elif source == "joined":
+            total = rng.lognormvariate(math.log(150), 0.5)
+            first = total * rng.uniform(0.2, 0.45)
+        else:
+            total, first = rng.uniform(0.2, 4.0), None
+        draw = rng.random()
+        taken = 0.26 * LANGUAGES[language][1]
+        if draw < 0.25:
+            outcome = "generated"
+        elif draw < 0.25 + taken * 0.82:
+            outcome = "accepted"
+        elif draw < 0.25 + taken:
+            outcome = "partially_accepted"
+        elif draw < 0.92:
+            outcome = "rejected"
+        else:
+            outcome = "shown"
+        accepted = rng.randint(1, length) if outcome == "partially_accepted" else None
+        shown_at = None if outcome == "generated" else _stamp(at + timedelta(milliseconds=40))
+        decided = outcome in ("accepted", "partially_accepted", "rejected")
+        decided_at = _stamp(at + timedelta(seconds=rng.uniform(0.3, 4))) if decided else None
+        stamp = _stamp(at)
+        mode = "single_line" if rng.random() < 0.7 else "multi_line"
+        uri = f"file:///src/{i % 5000}.x"
+        row = (ident, None, stamp, uri, language, model, "qwen", mode, source, length)
+        completions.append(
+            (*row, prompt_chars, first, total, outcome, accepted, shown_at, decided_at)
+        )
+        if source == "model":
+            calls.append(
+                _call(rng, stamp, "completion", model, language, total, first, completion=ident)
+            )
+        if outcome in ("accepted", "partially_accepted"):
+            chars = length if accepted is None else accepted
+            kept = chars
+            closed = rng.random() < 0.04
+            for after in CHECKPOINTS_S:
+                kept = max(0, kept - int(chars * rng.choice((0, 0, 0, 0.1, 0.3, 1.0))))
+                survival.append((ident, after, stamp, chars, kept, int(closed and after == 600)))
+        if rng.random() < 0.01:  # a model call that failed: no completion came of it
+            calls.append(_call(rng, stamp, "completion", model, language, total, None, error=True))
+        if rng.random() < 0.015:  # a code action or a review, with its job
+            kind = "review" if rng.random() < 0.6 else "code_action"
+            job = f"job-{rng.getrandbits(64):016x}"
+            status = rng.choice(["finished"] * 95 + ["failed"] * 3 + ["timeout", "cancelled"])
+            ms = rng.lognormvariate(math.log(2500), 0.6)
+            finished = _stamp(at + timedelta(milliseconds=ms))
+            function = f"server.jobs.{kind}"
+            jobs.append((job, kind, function, "rq", None, language, status, stamp, finished, ms))
+            calls.append(_call(rng, stamp, kind, model, language, ms * 0.9, ms * 0.2, job=job))
+        if rng.random() < 0.002 and calls:  # a replay of an earlier call
+            of = rng.choice(calls)
+            kind = str(of[2])
+            calls.append(_call(rng, stamp, kind, model, language, total, first, replay_of=of[0]))
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        # A throw-away file: no journal, no fsync, a big cache for the random-id indexes.
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA cache_size=-300000")
+        with db:
+            db.executemany(
+                "INSERT INTO completions (id, parent_id, created_at, uri, language, model,"
+                " template, mode, source, text_length, prompt_chars, first_token_ms, total_ms,"
+                " outcome, accepted_length, shown_at, decided_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                completions,
+            )
+            db.executemany(
+                "INSERT INTO model_calls (id, created_at, kind, model, endpoint, language,"
+                " template, completion_id, job_id, params, prompt_chars, response_chars,"
+                " finish_reason, prompt_tokens, completion_tokens, first_token_ms, total_ms,"
+                " error, replay, replay_of) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                calls,
+            )
+            db.executemany(
+                "INSERT INTO completion_survival (completion_id, after_s, checked_at,"
+                " accepted_chars, kept_chars, document_closed) VALUES (?,?,?,?,?,?)",
+                survival,
+            )
+            db.executemany(
+                "INSERT INTO jobs (id, kind, function, runner, uri, language, status,"
+                " created_at, finished_at, duration_ms) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                jobs,
+            )
+        db.execute("PRAGMA journal_mode=WAL")  # as the server leaves it
+    return Sizes(len(completions), len(calls), len(survival), len(jobs))
+
+
+def _call(
+    rng: random.Random,
+    stamp: str,
+    kind: str,
+    model: str,
+    language: str,
+    total: float,
+    first: float | None,
+    *,
+    completion: str | None = None,
+    job: str | None = None,
+    replay_of: object = None,
+    error: bool = False,
+) -> tuple[object, ...]:
+    """A model_calls row, in the INSERT's column order."""
+    prompt_chars = rng.randint(800, 6000)
+    response_chars = 0 if error else rng.randint(5, 400)
+    return (
+        f"{rng.getrandbits(128):032x}",
+        stamp,
+        kind,
+        model,
+        "http://127.0.0.1:8000/v1",
+        language,
+        "qwen",
+        completion,
+        job,
+        '{"max_tokens": 64, "temperature": 0.2}',
+        prompt_chars,
+        response_chars,
+        None if error else rng.choice(["stop", "stop", "length"]),
+        None if error else prompt_chars // 3,
+        None if error else max(1, response_chars // 3),
+        first,
+        total,
+        "ReadTimeout: the model did not answer in time" if error else None,
+        int(replay_of is not None),
+        replay_of,
+    )
+
+
+# -- timing ------------------------------------------------------------------------------
+
+# Indexes the stats queries can use on SQLite (not in the migrations: proposed, and
+# measured here). A: the GROUP BY (UTC day, language, model, source, outcome) reads
+# an index in its own order, so SQLite needs no sort of every row, and covers the
+# sums. B, C: each percentile walks k entries of an index instead of sorting.
+# D: only the survival checks at the checkpoint are read, from the index alone.
+# E: model calls grouped in the index's order, read from it alone.
+PROPOSED_INDEXES = {
+    "A": "CREATE INDEX ix_completions_stats ON completions (substr(created_at, 1, 10),"
+    " language, model, source, outcome, created_at, text_length, accepted_length,"
+    " first_token_ms)",
+    "B": "CREATE INDEX ix_completions_source_total_ms ON completions"
+    " (source, total_ms, created_at)",
+    "C": "CREATE INDEX ix_completions_source_first_token_ms ON completions"
+    " (source, first_token_ms, created_at)",
+    "D": "CREATE INDEX ix_completion_survival_after_s ON completion_survival"
+    " (after_s, completion_id, accepted_chars, kept_chars, document_closed)",
+    "E": "CREATE INDEX ix_model_calls_stats ON model_calls (replay, kind, model, created_at,"
+    " prompt_tokens, completion_tokens, total_ms, error)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    wall_s: float  # median
+    cpu_s: float  # median, this process (in-process runs) or the child's (subprocess)
+
+
+@contextlib.contextmanager
+def _database(url: str) -> Iterator[None]:
+    before = os.environ.get("ZI_DATABASE_URL")
+    os.environ["ZI_DATABASE_URL"] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["ZI_DATABASE_URL"]
+        else:
+            os.environ["ZI_DATABASE_URL"] = before
+
+
+def time_in_process(args: list[str], repeat: int) -> Timing:
+    """Median times of ``zi-coder stats ARGS`` run in this process (imports done once)."""
+    from server.cli import main
+
+    walls, cpus = [], []
+    for _ in range(repeat):
+        buffer = io.StringIO()
+        wall, cpu = time.perf_counter(), time.process_time()
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(io.StringIO()):
+            code = main(["stats", *args])
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+        if code != 0:
+            raise SystemExit(f"zi-coder stats {' '.join(args)} exited {code}")
+    return Timing(statistics.median(walls), statistics.median(cpus))
+
+
+def time_subprocess(url: str, repeat: int) -> Timing:
+    zi_coder = Path(sys.executable).with_name("zi-coder")
+    env = {**os.environ, "ZI_DATABASE_URL": url}
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = os.times()
+        wall = time.perf_counter()
+        subprocess.run([str(zi_coder), "stats"], env=env, check=True, capture_output=True)
+        walls.append(time.perf_counter() - wall)
+        after = os.times()
+        cpus.append(
+            after.children_user
+            - before.children_user
+            + after.children_system
+            - before.children_system
+        )
+    return Timing(statistics.median(walls), statistics.median(cpus))
+
+
+def calibration() -> float:
+    """Seconds of CPU for ten million Python additions: how fast this machine is."""
+    started, total = time.process_time(), 0
+    for i in range(10_000_000):
+        total += i
+    return time.process_time() - started
+
+
+def measure(url: str, html: Path, repeat: int) -> dict[str, Timing]:
+    variants = {
+        "`stats` (text)": [],
+        "`stats --since 7d`": ["--since", "7d"],
+        "`stats --json`": ["--json"],
+        "`stats --html FILE`": ["--html", str(html)],
+    }
+    timings = {}
+    with _database(url):
+        for name, extra in variants.items():
+            timings[name] = time_in_process(extra, repeat)
+            print(f"… {name}: {timings[name]}", file=sys.stderr)
+    timings["`zi-coder stats` (subprocess, start included)"] = time_subprocess(url, repeat)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="completions to generate")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each variant")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the database at this path (reused if it exists)"
+    )
+    parser.add_argument("--no-proposed-indexes", action="store_true", help="skip the second round")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="zi-bench-stats-") as tmp:
+        path = args.keep or Path(tmp) / "history.sqlite3"
+        started = time.perf_counter()
+        if path.exists():
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                rows = db.execute("SELECT count(*) FROM completions").fetchone()[0]
+                for statement in PROPOSED_INDEXES.values():  # "CREATE INDEX name ON ..."
+                    db.execute(f"DROP INDEX IF EXISTS {statement.split()[2]}")
+            print(f"history: reusing {path} ({rows:,} completions)", file=sys.stderr)
+        else:
+            sizes = generate(path, args.rows)
+            rows = sizes.completions
+            print(
+                f"history: {sizes.completions:,} completions, {sizes.model_calls:,} model "
+                f"calls, {sizes.survival:,} survival checks, {sizes.jobs:,} jobs; "
+                f"{path.stat().st_size / 1e6:.0f} MB, built in "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+        url = f"sqlite:///{path}"
+        html = Path(tmp) / "report.html"
+        load = os.getloadavg()[0]
+        plain = measure(url, html, args.repeat)
+        indexed: dict[str, Timing] = {}
+        if not args.no_proposed_indexes:
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                for statement in PROPOSED_INDEXES.values():
+                    db.execute(statement)
+                db.commit()
+            indexed = measure(url, html, args.repeat)
+        reference = calibration()
+
+    print(
+        f"\n{rows:,} completions on SQLite; median of {args.repeat} runs, wall (CPU) seconds;"
+        f" load average {load:.1f} on {os.cpu_count()} CPUs; 10M Python additions: "
+        f"{reference:.2f} s CPU\n"
+    )
+    if indexed:
+        print("| run | schema as migrated | with indexes A-E | target |")
+        print("|---|---:|---:|---:|")
+    else:
+        print("| run | schema as migrated | target |")
+        print("|---|---:|---:|")
+    for name, timing in plain.items():
+        cells = [f"{timing.wall_s:.2f} ({timing.cpu_s:.2f})"]
+        if indexed:
+            cells.append(f"{indexed[name].wall_s:.2f} ({indexed[name].cpu_s:.2f})")
+        print(f"| {name} | {' | '.join(cells)} | ≤ 2 |")
+
+
+if __name__ == "__main__":
+    main()
