@@ -15,6 +15,40 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# Indexes for `zi-coder stats` (server/history/stats_query.py): each GROUP BY reads
+# one in its own order and finds its sums in it (bench/history_stats.py measures).
+COMPLETIONS_STATS = [
+    "created_day",
+    "language",
+    "model",
+    "source",
+    "outcome",
+    "created_at",
+    "text_length",
+    "accepted_length",
+    "first_token_ms",
+]
+SURVIVAL_STATS = [
+    "after_s",
+    "created_day",
+    "language",
+    "model",
+    "completion_created_at",
+    "document_closed",
+    "accepted_chars",
+    "kept_chars",
+]
+MODEL_CALLS_STATS = [
+    "replay",
+    "kind",
+    "model",
+    "created_at",
+    "failed",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_ms",
+]
+
 
 def upgrade() -> None:
     op.create_table(
@@ -59,6 +93,7 @@ def upgrade() -> None:
         sa.Column("first_token_ms", sa.Float(), nullable=True),
         sa.Column("total_ms", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("failed", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("replay", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("replay_of", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_calls")),
@@ -72,11 +107,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_model_calls_kind"), ["kind"], unique=False)
         batch_op.create_index(batch_op.f("ix_model_calls_replay"), ["replay"], unique=False)
         batch_op.create_index(batch_op.f("ix_model_calls_replay_of"), ["replay_of"], unique=False)
+        batch_op.create_index("ix_model_calls_stats", MODEL_CALLS_STATS, unique=False)
 
     op.create_table(
         "completion_survival",
         sa.Column("completion_id", sa.String(length=32), nullable=False),
         sa.Column("after_s", sa.Integer(), nullable=False),
+        sa.Column("completion_created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_day", sa.String(length=10), nullable=False),
+        sa.Column("language", sa.String(length=64), nullable=False),
+        sa.Column("model", sa.String(length=255), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("accepted_chars", sa.Integer(), nullable=False),
         sa.Column("kept_chars", sa.Integer(), nullable=False),
@@ -89,18 +129,49 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("completion_id", "after_s", name=op.f("pk_completion_survival")),
     )
+    with op.batch_alter_table("completion_survival", schema=None) as batch_op:
+        batch_op.create_index("ix_completion_survival_stats", SURVIVAL_STATS, unique=False)
+
     with op.batch_alter_table("completions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("text", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("prompt", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("created_day", sa.String(length=10), nullable=True))
+    # The completions recorded at 0001: their UTC day (SQLite holds UTC text).
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("UPDATE completions SET created_day = substr(created_at, 1, 10)")
+    else:
+        op.execute(
+            "UPDATE completions SET created_day ="
+            " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        )
+    with op.batch_alter_table("completions", schema=None) as batch_op:
+        batch_op.alter_column("created_day", existing_type=sa.String(length=10), nullable=False)
+        batch_op.create_index("ix_completions_stats", COMPLETIONS_STATS, unique=False)
+        batch_op.create_index(
+            "ix_completions_source_total_ms", ["source", "total_ms", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_completions_source_first_token_ms",
+            ["source", "first_token_ms", "created_at"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("completions", schema=None) as batch_op:
+        batch_op.drop_index("ix_completions_source_first_token_ms")
+        batch_op.drop_index("ix_completions_source_total_ms")
+        batch_op.drop_index("ix_completions_stats")
+    with op.batch_alter_table("completions", schema=None) as batch_op:
+        batch_op.drop_column("created_day")
         batch_op.drop_column("prompt")
         batch_op.drop_column("text")
 
+    with op.batch_alter_table("completion_survival", schema=None) as batch_op:
+        batch_op.drop_index("ix_completion_survival_stats")
     op.drop_table("completion_survival")
     with op.batch_alter_table("model_calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_model_calls_stats")
         batch_op.drop_index(batch_op.f("ix_model_calls_replay_of"))
         batch_op.drop_index(batch_op.f("ix_model_calls_replay"))
         batch_op.drop_index(batch_op.f("ix_model_calls_kind"))

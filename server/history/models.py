@@ -11,13 +11,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -39,14 +41,51 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def utc_day(at: datetime) -> str:
+    """`at`'s UTC date, ``YYYY-MM-DD`` (naive: already UTC, as SQLite returns it)."""
+    return (at if at.tzinfo is None else at.astimezone(UTC)).strftime("%Y-%m-%d")
+
+
+def _created_day(context: Any) -> str:
+    """The default of ``completions.created_day``: the row's own ``created_at``'s."""
+    return utc_day(context.get_current_parameters()["created_at"])
+
+
+def _failed(context: Any) -> bool:
+    """The default of ``model_calls.failed``: whether the row has an error."""
+    return context.get_current_parameters().get("error") is not None
+
+
 class CompletionRecord(Base):
     """One suggestion the server produced, and what the user did with it."""
 
     __tablename__ = "completions"
+    __table_args__ = (
+        # `zi-coder stats`: the GROUP BY (day, language, model, source, outcome) reads
+        # this index in its own order (no sort of every row) and finds its sums in it.
+        Index(
+            "ix_completions_stats",
+            "created_day",
+            "language",
+            "model",
+            "source",
+            "outcome",
+            "created_at",
+            "text_length",
+            "accepted_length",
+            "first_token_ms",
+        ),
+        # Each latency percentile walks k entries of one of these instead of sorting.
+        Index("ix_completions_source_total_ms", "source", "total_ms", "created_at"),
+        Index("ix_completions_source_first_token_ms", "source", "first_token_ms", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # created_at's UTC date, YYYY-MM-DD: what the statistics group by, the same text
+    # on every database (filled from created_at when not given).
+    created_day: Mapped[str] = mapped_column(String(10), default=_created_day)
     uri: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(255))
@@ -70,6 +109,20 @@ class ModelCallRecord(Base):
     """One request to a model: what was asked, what came back, how fast, at what cost."""
 
     __tablename__ = "model_calls"
+    __table_args__ = (
+        # `zi-coder stats`: calls grouped in this index's order, their sums read from it.
+        Index(
+            "ix_model_calls_stats",
+            "replay",
+            "kind",
+            "model",
+            "created_at",
+            "failed",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_ms",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -92,6 +145,8 @@ class ModelCallRecord(Base):
     first_token_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # error is not None: what the statistics count (the error's text is no index key).
+    failed: Mapped[bool] = mapped_column(Boolean, default=_failed, server_default=false())
     # Replays (zi-coder replay) are recorded too, and never counted as live traffic.
     replay: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
     replay_of: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -119,11 +174,32 @@ class SurvivalRecord(Base):
     """How much of an accepted suggestion is still in the document `after_s` later."""
 
     __tablename__ = "completion_survival"
+    __table_args__ = (
+        # `zi-coder stats`: the checks at one checkpoint, grouped in this index's order
+        # and read from it alone (no join to completions).
+        Index(
+            "ix_completion_survival_stats",
+            "after_s",
+            "created_day",
+            "language",
+            "model",
+            "completion_created_at",
+            "document_closed",
+            "accepted_chars",
+            "kept_chars",
+        ),
+    )
 
     completion_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("completions.id", ondelete="CASCADE"), primary_key=True
     )
     after_s: Mapped[int] = mapped_column(Integer, primary_key=True)  # 30, 120, 600
+    # The completion's, copied when the check is recorded: the statistics group the
+    # checks by them without a join.
+    completion_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_day: Mapped[str] = mapped_column(String(10))  # completions.created_day
+    language: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(255))
     checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_chars: Mapped[int] = mapped_column(Integer)
     kept_chars: Mapped[int] = mapped_column(Integer)

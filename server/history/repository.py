@@ -25,7 +25,13 @@ from server.completion.recorder import (
     SurvivalEvent,
 )
 from server.completion.types import Outcome
-from server.history.models import CompletionRecord, JobRecord, ModelCallRecord, SurvivalRecord
+from server.history.models import (
+    CompletionRecord,
+    JobRecord,
+    ModelCallRecord,
+    SurvivalRecord,
+    utc_day,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ def record_completion(
             id=event.id,
             parent_id=event.parent_id,
             created_at=at,
+            created_day=utc_day(at),
             uri=event.uri,
             language=event.language,
             model=event.model,
@@ -127,6 +134,7 @@ def record_model_call(
         "first_token_ms": event.first_token_ms,
         "total_ms": event.total_ms,
         "error": event.error,
+        "failed": event.error is not None,
         "replay": event.replay_of is not None,
         "replay_of": event.replay_of,
     }
@@ -172,11 +180,16 @@ def record_survival(*, session: Session, event: SurvivalEvent, at: datetime) -> 
 
     Nothing is written for a completion this database does not hold (history was
     off when it was made): the row is selected from ``completions`` itself, in the
-    one statement, so the foreign key can never fail a batch.
+    one statement, so the foreign key can never fail a batch. The completion's time,
+    day, language and model are copied with it (the statistics read them from here).
     """
     row = select(
         CompletionRecord.id,
         literal(event.after_s, Integer),
+        CompletionRecord.created_at,
+        CompletionRecord.created_day,
+        CompletionRecord.language,
+        CompletionRecord.model,
         literal(at, DateTime(timezone=True)),
         literal(event.accepted_chars, Integer),
         literal(event.kept_chars, Integer),
@@ -186,6 +199,10 @@ def record_survival(*, session: Session, event: SurvivalEvent, at: datetime) -> 
         [
             "completion_id",
             "after_s",
+            "completion_created_at",
+            "created_day",
+            "language",
+            "model",
             "checked_at",
             "accepted_chars",
             "kept_chars",

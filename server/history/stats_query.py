@@ -6,8 +6,8 @@ rows (one per UTC day, language, model, source and outcome present):
 
 - ``completions``: one query grouped by those five keys, with plain counts and
   sums (the cheapest aggregation per row; the rates are derived from them);
-- ``completion_survival`` joined to its completions, grouped by day, language
-  and model, at one checkpoint; ``model_calls`` by replay, kind and model;
+- ``completion_survival`` (which carries its completion's day, language and model:
+  no join) grouped by them, at one checkpoint; ``model_calls`` by replay, kind and model;
   ``jobs`` by kind and status;
 - percentiles (SQLite has no percentile function): with an index led by
   (``source``, the column), each one is an ``ORDER BY ... LIMIT 2 OFFSET k``
@@ -15,8 +15,12 @@ rows (one per UTC day, language, model, source and outcome present):
   once (``row_number()`` over the values, keeping only the rows at the ranks
   the percentiles interpolate between). No latency list is ever fetched.
 
-On SQLite, the GROUP BYs sort every row unless an index delivers the group
-order; ``bench/history_stats.py`` measures both and names the indexes.
+The days are ``created_day``, a stored UTC ``YYYY-MM-DD`` (the same on both
+databases; computed from ``created_at`` in a history still at migration 0001).
+Each GROUP BY reads an index in its own order, covering its sums
+(``ix_completions_stats``, ``ix_completion_survival_stats``,
+``ix_model_calls_stats``, migration 0002); ``bench/history_stats.py`` measures
+them over a million completions.
 
 Run the queries in one read transaction (``server/commands/stats.py`` does): the
 percentiles' ranks come from the first query's counts.
@@ -47,6 +51,7 @@ from server.history.stats import (
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+    from sqlalchemy.orm import InstrumentedAttribute
     from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -67,9 +72,8 @@ def query_stats(
 
     present = set(tables)
     since = None if since is None else since.astimezone(UTC)  # SQLite compares UTC text
-    window = [] if since is None else [C.created_at >= since]
     groups = _CompletionGroups()
-    for row in _completion_rows(connection, since):
+    for row in _completion_rows(connection, since, _day(connection)):
         groups.add(*row)
 
     checkpoint, closed = None, 0
@@ -77,11 +81,12 @@ def query_stats(
         checkpoint = _checkpoint(connection)
     if checkpoint is not None:
         for day, language, model, kept, documents_closed in _kept_groups(
-            connection, window, checkpoint
+            connection, since, checkpoint
         ):
             groups.add_kept(day, language, model, kept)
             closed += documents_closed
 
+    window = [] if since is None else [C.created_at >= since]
     model_served = [C.source == Source.MODEL.value, *window]
     indexed = _indexed_pairs(connection)
     latency = _latency(connection, C.total_ms, model_served, groups.served, indexed)
@@ -108,11 +113,21 @@ def query_stats(
     )
 
 
+_OUTCOME_SLOTS = {
+    Outcome.ACCEPTED.value: 2,
+    Outcome.PARTIALLY_ACCEPTED.value: 3,
+    Outcome.REJECTED.value: 4,
+}
+
+
 class _CompletionGroups:
     """Adds the grouped rows up by day, by language and by model (in plain lists: fast)."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, dict[str, list[int]]] = {"day": {}, "language": {}, "model": {}}
+        self.days: dict[str, list[int]] = {}
+        self.languages: dict[str, list[int]] = {}
+        self.models: dict[str, list[int]] = {}
+        self.sums = {"day": self.days, "language": self.languages, "model": self.models}
         self.kept: dict[tuple[str, str], Kept] = defaultdict(Kept)
         self.sources: dict[str, int] = defaultdict(int)
         self.served = self.with_first_token = 0
@@ -129,23 +144,24 @@ class _CompletionGroups:
         accepted_characters: int,
         with_first_token: int,
     ) -> None:
-        # generated, shown, accepted, partially accepted, rejected, characters accepted
-        figures = (
-            n,
-            0 if outcome == Outcome.GENERATED else n,
-            n if outcome == Outcome.ACCEPTED else 0,
-            n if outcome == Outcome.PARTIALLY_ACCEPTED else 0,
-            n if outcome == Outcome.REJECTED else 0,
-            characters
-            if outcome == Outcome.ACCEPTED
-            else accepted_characters
-            if outcome == Outcome.PARTIALLY_ACCEPTED
-            else 0,
-        )
-        for by, key in (("day", day), ("language", language), ("model", model)):
-            sums = self.sums[by].setdefault(key, [0] * 6)
-            for index, value in enumerate(figures):
-                sums[index] += value
+        # Sums: generated, shown, accepted, partially accepted, rejected, characters
+        # accepted. `slot`: the one of accepted .. rejected this outcome adds to.
+        slot, characters_accepted = _OUTCOME_SLOTS.get(outcome), 0
+        if outcome == Outcome.ACCEPTED:
+            characters_accepted = characters
+        elif outcome == Outcome.PARTIALLY_ACCEPTED:
+            characters_accepted = accepted_characters
+        shown = outcome != Outcome.GENERATED
+        for sums_by, key in ((self.days, day), (self.languages, language), (self.models, model)):
+            sums = sums_by.get(key)
+            if sums is None:
+                sums = sums_by[key] = [0] * 6
+            sums[0] += n
+            if shown:
+                sums[1] += n
+            if slot is not None:
+                sums[slot] += n
+            sums[5] += characters_accepted
         self.sources[source] += n
         if source == Source.MODEL:
             self.served += n
@@ -165,15 +181,18 @@ class _CompletionGroups:
         return tuple(groups)
 
 
-def _utc_day(connection: Connection, column: Any) -> ColumnElement[str]:
-    """`column`'s UTC date as ``YYYY-MM-DD`` text, in the database's own terms."""
-    from sqlalchemy import String, func, literal_column
+def _day(connection: Connection) -> ColumnElement[str] | InstrumentedAttribute[str]:
+    """``completions.created_day``; a history at migration 0001 has none: the UTC date
+    of ``created_at`` then, computed in the database's own terms."""
+    from sqlalchemy import String, func, inspect
 
-    if connection.dialect.name == "sqlite":
-        # Stored as UTC text, "YYYY-MM-DD HH:MM:SS.ffffff". Literal arguments, not bound
-        # ones: an index on this very expression can then serve the GROUP BY.
-        return func.substr(column, literal_column("1"), literal_column("10"), type_=String)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD", type_=String)
+    from server.history.models import CompletionRecord as C
+
+    if any(c["name"] == "created_day" for c in inspect(connection).get_columns("completions")):
+        return C.created_day
+    if connection.dialect.name == "sqlite":  # UTC text, "YYYY-MM-DD HH:MM:SS.ffffff"
+        return func.substr(C.created_at, 1, 10, type_=String)
+    return func.to_char(func.timezone("UTC", C.created_at), "YYYY-MM-DD", type_=String)
 
 
 def _count_where(condition: Any) -> Any:
@@ -182,7 +201,11 @@ def _count_where(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _completion_rows(connection: Connection, since: datetime | None) -> Iterable[tuple[Any, ...]]:
+def _completion_rows(
+    connection: Connection,
+    since: datetime | None,
+    day: ColumnElement[str] | InstrumentedAttribute[str],
+) -> Iterable[tuple[Any, ...]]:
     """(day, language, model, source, outcome, completions, sum of text lengths, sum of
     accepted lengths, completions with a first-token time): plain group keys and sums,
     the cheapest aggregation per row; Python derives the rest from them."""
@@ -190,11 +213,10 @@ def _completion_rows(connection: Connection, since: datetime | None) -> Iterable
 
     from server.history.models import CompletionRecord as C
 
-    day = _utc_day(connection, C.created_at)
     window = []
     if since is not None:
-        # The day too (redundant): an index led by the day expression then reads only
-        # the days of the period.
+        # The day too (redundant): the index led by the day then reads only the days
+        # of the period.
         window = [C.created_at >= since, day >= f"{since:%Y-%m-%d}"]
     query = (
         select(
@@ -236,29 +258,33 @@ def _checkpoint(connection: Connection) -> int | None:
 
 
 def _kept_groups(
-    connection: Connection, window: list[Any], checkpoint: int
+    connection: Connection, since: datetime | None, checkpoint: int
 ) -> Iterable[tuple[str, str, str, Kept, int]]:
-    """(day, language, model, kept, checks made after the document was closed)."""
+    """(day, language, model, kept, checks made after the document was closed).
+
+    The checks carry their completion's time, day, language and model: no join, and
+    ``ix_completion_survival_stats`` delivers the rows at the checkpoint in group order.
+    """
     from sqlalchemy import case, func, select
 
-    from server.history.models import CompletionRecord as C
     from server.history.models import SurvivalRecord as S
 
-    day = _utc_day(connection, C.created_at)
+    window = []
+    if since is not None:
+        window = [S.created_day >= f"{since:%Y-%m-%d}", S.completion_created_at >= since]
     judged = S.document_closed.is_(False)
     query = (
         select(
-            day,
-            C.language,
-            C.model,
+            S.created_day,
+            S.language,
+            S.model,
             _count_where(judged),
             func.coalesce(func.sum(case((judged, S.accepted_chars), else_=0)), 0),
             func.coalesce(func.sum(case((judged, S.kept_chars), else_=0)), 0),
             _count_where(S.document_closed.is_(True)),
         )
-        .join(C, C.id == S.completion_id)
         .where(S.after_s == checkpoint, *window)
-        .group_by(day, C.language, C.model)
+        .group_by(S.created_day, S.language, S.model)
     )
     for day_, language, model, judged_, characters, kept, closed in connection.execute(query):
         yield str(day_), str(language), str(model), Kept(judged_, characters, kept), int(closed)
@@ -369,7 +395,7 @@ def _calls(connection: Connection, since: datetime | None) -> tuple[tuple[Calls,
             M.kind,
             M.model,
             func.count(),
-            func.count(M.error),
+            _count_where(M.failed.is_(True)),
             func.coalesce(func.sum(M.prompt_tokens), 0),
             func.coalesce(func.sum(M.completion_tokens), 0),
             func.avg(M.total_ms),

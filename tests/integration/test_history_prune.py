@@ -26,7 +26,13 @@ from server.cli import main
 from server.commands import history as history_command
 from server.history import repository
 from server.history.database import create_engine_for, upgrade_to_head
-from server.history.models import CompletionRecord, JobRecord, ModelCallRecord, SurvivalRecord
+from server.history.models import (
+    CompletionRecord,
+    JobRecord,
+    ModelCallRecord,
+    SurvivalRecord,
+    utc_day,
+)
 from tests.e2e.conftest import server_env
 
 _DAY = timedelta(days=1)
@@ -97,6 +103,11 @@ def write_history(url: str) -> None:
             SurvivalRecord(
                 completion_id=ident,
                 after_s=after,
+                # The completion's (record_survival copies them from it).
+                completion_created_at=now - _AGES[ident],
+                created_day=utc_day(now - _AGES[ident]),
+                language="python",
+                model="m",
                 checked_at=now,
                 accepted_chars=5,
                 kept_chars=5,

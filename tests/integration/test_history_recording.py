@@ -27,7 +27,13 @@ from server.completion.recorder import (
 )
 from server.history import repository
 from server.history.database import create_engine_for
-from server.history.models import CompletionRecord, JobRecord, ModelCallRecord, SurvivalRecord
+from server.history.models import (
+    CompletionRecord,
+    JobRecord,
+    ModelCallRecord,
+    SurvivalRecord,
+    utc_day,
+)
 from server.history.writer import HistoryWriter
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -234,13 +240,27 @@ def test_model_calls_and_survival_are_idempotent(writer: HistoryWriter) -> None:
     writer.completion_generated(_completion())
     writer.model_call(_call(job_id="zi-job1", completion_id=None))
     writer.model_call(_call(job_id="zi-job1", completion_id=None))  # the same result twice
+    writer.model_call(_call("k2", error="timeout: ReadTimeout"))
     writer.survival(SurvivalEvent("c1", after_s=30, accepted_chars=18, kept_chars=18))
     writer.survival(SurvivalEvent("c1", after_s=30, accepted_chars=18, kept_chars=12))
     writer.survival(SurvivalEvent("c1", after_s=120, accepted_chars=18, kept_chars=0))
     assert writer.flush(30)
-    assert len(_rows(writer.database_url, ModelCallRecord)) == 1
+    calls = {c.id: c.failed for c in _rows(writer.database_url, ModelCallRecord)}
+    assert calls == {"k1": False, "k2": True}  # `failed`: what the statistics count
     survival = {s.after_s: s for s in _rows(writer.database_url, SurvivalRecord)}
     assert (survival[30].kept_chars, survival[120].kept_chars) == (12, 0)
+    # Each check carries its completion's time, day, language and model (the
+    # statistics read them without a join).
+    [completion] = _rows(writer.database_url, CompletionRecord)
+    assert completion.created_day == utc_day(completion.created_at)
+    for check in survival.values():
+        copied = (check.completion_created_at, check.created_day, check.language, check.model)
+        assert copied == (
+            completion.created_at,
+            completion.created_day,
+            completion.language,
+            completion.model,
+        )
 
 
 def test_one_bad_event_costs_only_itself(writer: HistoryWriter) -> None:
@@ -251,7 +271,9 @@ def test_one_bad_event_costs_only_itself(writer: HistoryWriter) -> None:
     writer.model_call(_call("bad", model=None))
     writer.job(_job(JobState.QUEUED))
     assert writer.flush(30)
-    assert [c.id for c in _rows(writer.database_url, ModelCallRecord)] == ["k1"]
+    assert [(c.id, c.failed) for c in _rows(writer.database_url, ModelCallRecord)] == [
+        ("k1", False)
+    ]
     assert len(_rows(writer.database_url, JobRecord)) == 1
     assert _rows(writer.database_url, SurvivalRecord) == []
 
