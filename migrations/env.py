@@ -30,11 +30,14 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from server.history.database import create_engine_for
+    from server.history.database import create_engine_for, lock_for_migrations
     from server.settings import Settings
 
     engine = create_engine_for(Settings().resolved_database_url())
     with engine.begin() as conn:
+        # The same lock the server takes: `alembic upgrade` run by hand while editors
+        # start servers must not race them into creating the tables twice.
+        lock_for_migrations(conn)
         _run(conn)
     engine.dispose()
 

@@ -18,6 +18,7 @@ from server.completion.context import ContextBuilder
 from server.completion.recorder import NullRecorder, Recorder
 from server.completion.service import CompletionService
 from server.completion.snippets import SnippetIndex
+from server.completion.survival import DocumentTexts, SurvivalTracker
 from server.completion.types import Document
 from server.diagnostics.service import DiagnosticsService, Publish
 from server.history.writer import HistoryWriter
@@ -57,6 +58,7 @@ class Services:
         """Release resources; with `drain_s`, first let requests in progress finish."""
         if drain_s:
             await self.completions.drain(drain_s)
+        self.completions.outcomes.close()  # pending survival checkpoints are dropped
         await self.diagnostics.aclose()
         await self.jobs.aclose()
         await self.models.aclose()
@@ -90,8 +92,13 @@ def build_services(
     documents: Callable[[str], Snapshot | None] = lambda uri: None,
     folders: Callable[[], Sequence[Path]] = tuple,
     publish: Publish = lambda uri, version, items: None,
+    texts: DocumentTexts | None = None,
 ) -> Services:
-    """Build everything; `history` may be an existing writer to keep, or False for none."""
+    """Build everything; `history` may be an existing writer to keep, or False for none.
+
+    `texts` (the open documents, from the edge) lets accepted suggestions be followed
+    for survival (``history.survival``); without it they are not.
+    """
     writer: HistoryWriter | None
     if isinstance(history, HistoryWriter):
         writer = history  # kept across a settings change, which may turn store_prompts
@@ -124,6 +131,10 @@ def build_services(
             snippets=SnippetIndex(),
         ),
     )
+    if texts is not None and settings.history.survival:
+        completions.outcomes.survival = SurvivalTracker(
+            settings.history.survival_checkpoints_s, recorder=recorder, documents=texts
+        )
     jobs = JobGateway(settings, notifier=notifier, recorder=recorder)
     actions = ActionService(
         settings,

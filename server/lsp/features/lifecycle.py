@@ -39,7 +39,6 @@ def initialize(ls: ZiLanguageServer, params: types.InitializeParams) -> None:
     notifier.connect(log_sink=ls.log_to_client, show_sink=ls.show_to_client)
     settings = _validated(ls.base_settings, _zi_section(params.initialization_options), notifier)
     ls.services = build_services(settings or ls.base_settings, notifier=notifier, **_views(ls))
-    _follow_survival(ls)
 
 
 async def initialized(ls: ZiLanguageServer, params: types.InitializedParams) -> None:
@@ -111,11 +110,8 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
         syntax=old.completions.syntax,
         **_views(ls),
     )
-    _follow_survival(ls)
     if keep_history:  # acceptances recorded in another database stay there
         ls.services.completions.outcomes.adopt(old.completions.outcomes)
-    else:
-        old.completions.outcomes.close()
     old.history = old.history if not keep_history else None
     _background(old.aclose(drain_s=30))
     _background(ls.services.diagnostics.adopt(old.diagnostics))
@@ -153,28 +149,17 @@ def _zi_section(options: Any) -> dict[str, Any] | None:
     return section if isinstance(section, dict) else None
 
 
-def _follow_survival(ls: ZiLanguageServer) -> None:
-    """Attach a survival tracker (``history.survival``) to the new services' outcomes."""
-    from server.completion.survival import SurvivalTracker
-    from server.lsp.features.documents import open_texts
-
-    services = ls.require_services()
-    history = services.settings.history
-    if history.survival:
-        services.completions.outcomes.survival = SurvivalTracker(
-            history.survival_checkpoints_s, recorder=services.recorder, documents=open_texts(ls)
-        )
-
-
 def _views(ls: ZiLanguageServer) -> dict[str, Any]:
     """How the services see the editor's documents and workspace folders."""
     from server.lsp.features import actions, diagnostics
+    from server.lsp.features.documents import open_texts
 
     return {
         "other_documents": lambda: _open_documents(ls),
         "documents": lambda uri: actions.snapshot(ls, uri),
         "folders": lambda: actions.folders(ls),
         "publish": diagnostics.publisher(ls),
+        "texts": open_texts(ls),
     }
 
 
