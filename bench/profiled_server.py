@@ -89,7 +89,7 @@ def _install() -> None:
 
     from inference.fim import FimTemplate
     from server.cache import MemoryCache
-    from server.completion import context, gate, postprocess, service
+    from server.completion import context, gate, model_call, postprocess, service
     from server.completion.backend import ModelBackend
     from server.completion.snippets import SnippetIndex
     from server.completion.typeahead import TypeAheadCache
@@ -113,7 +113,7 @@ def _install() -> None:
     _async(MemoryCache, "get", "cache_get")
     _async(MemoryCache, "set", "cache_set")
     _sync(gate, "parse_window", "parse_window")
-    _sync(service, "_header_indent", "header_indent")
+    _sync(model_call, "header_indent", "header_indent")
     _sync(postprocess, "clean", "postprocess")
     _sync(postprocess, "adds_parse_errors", "parse_check")
     _sync(Syntax, "parse", "ts_parse")
@@ -122,14 +122,14 @@ def _install() -> None:
 
     original_stream = ModelBackend.stream
 
-    async def stream(self: Any, request: Any) -> AsyncIterator[str]:
+    async def stream(self: Any, request: Any, meta: Any = None) -> AsyncIterator[str]:
         started = time.perf_counter()
         rec = _record.get()
         if rec is not None:
             rec["_stream_started"] = started
         first = True
         try:
-            async for piece in original_stream(self, request):
+            async for piece in original_stream(self, request, meta):
                 if first:
                     _add("model_first_piece", time.perf_counter() - started)
                     first = False

@@ -45,9 +45,8 @@ class FimTemplate:
 
     def render(self, prefix: str, suffix: str) -> str:
         """The prompt in prefix-suffix-middle order; the model writes the middle."""
-        if self.spaced:
-            return f"{self.prefix} {prefix} {self.suffix}{suffix} {self.middle}"
-        return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
+        start, between, end = self._frame()
+        return f"{start}{prefix}{between}{suffix}{end}"
 
     def split(self, prompt: str) -> tuple[str, str]:
         """The prefix and suffix :meth:`render` made `prompt` from (its inverse).
@@ -57,10 +56,7 @@ class FimTemplate:
         or when the suffix sentinel occurs more than once (code containing the
         sentinel's text: where the suffix starts cannot be told).
         """
-        if self.spaced:
-            start, between, end = f"{self.prefix} ", f" {self.suffix}", f" {self.middle}"
-        else:
-            start, between, end = self.prefix, self.suffix, self.middle
+        start, between, end = self._frame()
         if (
             len(prompt) < len(start) + len(end)
             or not prompt.startswith(start)
@@ -76,6 +72,13 @@ class FimTemplate:
             )
         prefix, suffix = body.split(between)
         return prefix, suffix
+
+    def _frame(self) -> tuple[str, str, str]:
+        """What goes before the prefix, between prefix and suffix, and after the suffix:
+        :meth:`render` and :meth:`split` share it so that they stay each other's inverse."""
+        if self.spaced:
+            return f"{self.prefix} ", f" {self.suffix}", f" {self.middle}"
+        return self.prefix, self.suffix, self.middle
 
 
 QWEN = FimTemplate(

@@ -29,8 +29,8 @@ from inference.client import CompletionRequest as ModelRequest
 from inference.client import StreamMeta
 from inference.errors import ModelError
 from server.cache import CompletionCache
-from server.completion import gate, postprocess
-from server.completion.backend import ModelBackend, ModelInfo, ModelNotReady
+from server.completion import gate, model_call, postprocess
+from server.completion.backend import ModelBackend, ModelNotReady
 from server.completion.context import ContextBuilder
 from server.completion.outcomes import OutcomeTracker
 from server.completion.recorder import (
@@ -54,12 +54,10 @@ from server.syntax import Syntax
 
 log = logging.getLogger(__name__)
 
-_MULTI_LINE_STOPS = ("\n\n\n",)
 _ORPHAN_GRACE_S = 0.05
 # A model call whose answer no waiter turned into a suggestion is recorded unlinked
 # after this long (waiters resume within a loop iteration or two).
 _UNCLAIMED_S = 1.0
-MAX_STOP_SEQUENCES = 4
 
 
 @dataclass(slots=True)
@@ -251,19 +249,16 @@ class CompletionService:
         except ModelNotReady:
             return None
         mode = gate.decide_mode(self.syntax, doc.language_id, doc.text, offset)
-        max_tokens = (
-            self.settings.max_tokens_multi_line
-            if mode is Mode.MULTI_LINE
-            else self.settings.max_tokens_single_line
-        )
         ctx = self.context.build(
             request,
             info.counter,
             self.other_documents(),
-            max_prompt_tokens=info.prompt_limit(max_tokens),
+            max_prompt_tokens=info.prompt_limit(model_call.max_tokens(self.settings, mode)),
         )
         prompt = info.template.render(ctx.full_prefix, ctx.suffix)
-        model_request = self._model_request(info, prompt, mode)
+        model_request = model_call.model_request(
+            info, prompt, mode, completion=self.settings, inference=self.inference
+        )
         key = _cache_key(model_request, mode)
 
         cached = await self.cache.get(key)
@@ -271,13 +266,7 @@ class CompletionService:
             source = Source.SHARED_CACHE
             generated = _Generated(cached, None, 0.0, len(prompt))
         else:
-            window = gate.parse_window(doc.text, offset)
-            around = postprocess.Surroundings(
-                language_id=doc.language_id,
-                before=window.before(doc.text, offset),
-                after=window.after(doc.text, offset),
-                header_indent=_header_indent(doc.text, offset),
-            )
+            around = model_call.surroundings(doc.text, offset, doc.language_id)
             generated, source = await self._shared_call(
                 backend, key, model_request, mode, around, info.template.name
             )
@@ -305,26 +294,6 @@ class CompletionService:
         if generated.call is not None:
             generated.call.record(self.recorder, completion.id)
         return completion
-
-    def _model_request(self, info: ModelInfo, prompt: str, mode: Mode) -> ModelRequest:
-        if mode is Mode.SINGLE_LINE:
-            stop = ("\n", *info.template.stop)
-            max_tokens = self.settings.max_tokens_single_line
-        else:
-            stop = (*_MULTI_LINE_STOPS, *info.template.stop)
-            max_tokens = self.settings.max_tokens_multi_line
-        # vLLM accepts at most 4 stop strings; the rest of the template's end tokens are
-        # the model's EOS (vLLM stops there anyway) or are cut by post-processing.
-        stop = stop[:MAX_STOP_SEQUENCES]
-        return ModelRequest(
-            model=info.name,
-            prompt=prompt,
-            max_tokens=max_tokens,
-            stop=stop,
-            stop_all=(*stop, *info.template.stop),
-            temperature=self.inference.temperature,
-            extra=dict(self.inference.extra_body),
-        )
 
     async def _shared_call(
         self,
@@ -386,11 +355,7 @@ class CompletionService:
                     if first is None:
                         first = (time.perf_counter() - started) * 1000
                     raw += piece
-                    if mode is Mode.SINGLE_LINE and "\n" in raw:
-                        break
-                    if mode is Mode.MULTI_LINE and postprocess.block_is_complete(
-                        raw, around.header_indent
-                    ):
+                    if model_call.answer_complete(raw, mode, around):
                         break  # leaving the loop closes the stream: vLLM stops generating
             except BaseException as exc:
                 if meta.sent:  # else refused here (breaker open, 429 pause): never sent
@@ -421,8 +386,9 @@ class CompletionService:
                 first,
                 model_ms,
             )
-            raw = postprocess.cut_at_stops(raw, request.stop_all)
-            text = postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""
+            text = model_call.suggestion(
+                raw, request.stop_all, mode=mode, around=around, syntax=self.syntax
+            )
             await self.cache.set(key, text, self.settings.cache_ttl_s)
             log.debug(
                 "model %.1f ms (first token %s ms), raw %d chars, kept %d",
@@ -490,19 +456,6 @@ def _cache_key(request: ModelRequest, mode: Mode) -> str:
     digest.update(b"\0")
     digest.update(request.prompt.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
-
-
-def _header_indent(text: str, offset: int) -> int:
-    """Indentation of the last non-blank line before the cursor's line."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    end = line_start - 1
-    while end > 0:
-        start = text.rfind("\n", 0, end) + 1
-        line = text[start:end]
-        if line.strip():
-            return len(line) - len(line.lstrip(" \t"))
-        end = start - 1
-    return 0
 
 
 def _new_id() -> str:

@@ -4,9 +4,11 @@
   the recorded template's sentinels (:meth:`~inference.fim.FimTemplate.split`)
   and rendered with the template of the model the server would use for the
   call's language today (:class:`~server.routing.ModelRouter`, resolved as the
-  server resolves it); the request carries today's completion settings, the
-  stream is read where the server stops reading, and both answers go through the
-  server's post-processing, around a cursor rebuilt from the prompt.
+  server resolves it). Request, reading and post-processing are the server's own
+  (:mod:`server.completion.model_call`): the request carries today's completion
+  settings, the stream is read where the server stops reading, and both answers
+  become suggestions as the server makes them, around a cursor rebuilt from the
+  prompt.
 - code actions and reviews: the recorded messages (a JSON list) go to today's
   chat model with the recorded request parameters (``response_format`` included).
 
@@ -28,15 +30,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from server.completion import model_call
 from server.completion.recorder import ModelCallEvent, ModelCallKind, call_error
 from server.completion.types import Mode
 from server.history.replay import CallResult, RecordedCall, review_validates
 from server.notify import Level, Notifier
 
 if TYPE_CHECKING:
-    from inference.client import CompletionRequest, InferenceClient
+    from inference.client import InferenceClient
     from inference.fim import FimTemplate
-    from server.completion.backend import ModelInfo
     from server.completion.postprocess import Surroundings
     from server.settings import Settings
     from server.syntax import Syntax
@@ -119,7 +121,7 @@ class Replayer:
     async def _completion(self, call: RecordedCall) -> CallResult:
         from inference.client import StreamMeta
         from inference.errors import ModelError
-        from server.completion import postprocess
+        from server.completion import gate
         from server.completion.backend import ModelNotReady
 
         recorded_template = _template_of(call)
@@ -133,10 +135,19 @@ class Replayer:
         except ModelNotReady as exc:  # the first reason, again for the calls that follow
             reason = self._unresolved.setdefault(id(backend), str(exc))
             raise ValueError(f"model not ready: {reason}") from None
-        around = surroundings(prefix, suffix, language)
-        mode = call.mode or _mode_of(call.params) or self._decide_mode(around)
-        request = completion_request(
-            self.settings, info, info.template.render(prefix, suffix), mode
+        text, offset = document(prefix, suffix, language)
+        around = model_call.surroundings(text, offset, language)
+        mode = (
+            call.mode
+            or _mode_of(call.params)
+            or gate.decide_mode(self.syntax, language, text, offset)
+        )
+        request = model_call.model_request(
+            info,
+            info.template.render(prefix, suffix),
+            mode,
+            completion=self.settings.completion,
+            inference=self.settings.inference,
         )
         meta = StreamMeta()
         started = time.perf_counter()
@@ -174,11 +185,18 @@ class Replayer:
             first_token_ms=first,
             total_ms=total,
         )
-        old_stops = _stops(mode, recorded_template.stop)
-        recorded = self._clean(postprocess.cut_at_stops(call.response, old_stops), mode, around)
+        recorded = model_call.suggestion(
+            call.response,
+            model_call.end_strings(mode, recorded_template),
+            mode=mode,
+            around=around,
+            syntax=self.syntax,
+        )
         if error is not None:
             return replace(result, recorded_suggestion=recorded, recorded_pass=bool(recorded))
-        new = self._clean(postprocess.cut_at_stops(raw, request.stop_all), mode, around)
+        new = model_call.suggestion(
+            raw, request.stop_all, mode=mode, around=around, syntax=self.syntax
+        )
         return replace(
             result,
             new_text=raw,
@@ -187,17 +205,6 @@ class Replayer:
             recorded_pass=bool(recorded),
             new_pass=bool(new),
         )
-
-    def _clean(self, raw: str, mode: Mode, around: Surroundings) -> str:
-        from server.completion import postprocess
-
-        return postprocess.clean(raw, mode=mode, around=around, syntax=self.syntax) or ""
-
-    def _decide_mode(self, around: Surroundings) -> Mode:
-        from server.completion import gate
-
-        text = around.before + around.after
-        return gate.decide_mode(self.syntax, around.language_id, text, len(around.before))
 
     # -- chat: code actions and reviews ------------------------------------------------
 
@@ -341,17 +348,13 @@ async def _read(
     stream: AsyncIterator[str], mode: Mode, around: Surroundings, started: float
 ) -> tuple[str, float | None]:
     """The raw answer and its first token's time, read where the server stops reading."""
-    from server.completion import postprocess
-
     raw, first = "", None
     try:
         async for piece in stream:
             if first is None:
                 first = _ms_since(started)
             raw += piece
-            if mode is Mode.SINGLE_LINE and "\n" in raw:
-                break
-            if mode is Mode.MULTI_LINE and postprocess.block_is_complete(raw, around.header_indent):
+            if model_call.answer_complete(raw, mode, around):
                 break
     finally:
         close = getattr(stream, "aclose", None)
@@ -383,60 +386,15 @@ async def replay_all(
 # -- rebuilding what the server had ------------------------------------------------------------
 
 
-def completion_request(
-    settings: Settings, info: ModelInfo, prompt: str, mode: Mode
-) -> CompletionRequest:
-    """The request the server sends for `prompt` (as ``CompletionService._model_request``)."""
-    from inference.client import CompletionRequest
-    from server.completion.service import MAX_STOP_SEQUENCES
-
-    max_tokens = (
-        settings.completion.max_tokens_single_line
-        if mode is Mode.SINGLE_LINE
-        else settings.completion.max_tokens_multi_line
-    )
-    stop = _stops(mode, info.template.stop)[:MAX_STOP_SEQUENCES]
-    return CompletionRequest(
-        model=info.name,
-        prompt=prompt,
-        max_tokens=max_tokens,
-        stop=stop,
-        stop_all=(*stop, *info.template.stop),
-        temperature=settings.inference.temperature,
-        extra=dict(settings.inference.extra_body),
-    )
-
-
-def _stops(mode: Mode, template_stops: tuple[str, ...]) -> tuple[str, ...]:
-    from server.completion.service import _MULTI_LINE_STOPS
-
-    return (
-        ("\n", *template_stops)
-        if mode is Mode.SINGLE_LINE
-        else (*_MULTI_LINE_STOPS, *template_stops)
-    )
-
-
-def surroundings(prefix: str, suffix: str, language: str) -> Surroundings:
-    """Post-processing's view of the cursor, rebuilt from a prompt's prefix and suffix.
+def document(prefix: str, suffix: str, language: str) -> tuple[str, int]:
+    """The document and cursor offset rebuilt from a prompt's prefix and suffix.
 
     The prompt's head (snippets from other files and the path line, all comments)
     is not the document: it is left out. The document is approximated by the code
     the prompt carried, which the server cut to its token budgets.
     """
-    from server.completion import gate
-    from server.completion.postprocess import Surroundings
-    from server.completion.service import _header_indent
-
     code = prefix[len(prompt_head(prefix, language)) :]
-    text, offset = code + suffix, len(code)
-    window = gate.parse_window(text, offset)
-    return Surroundings(
-        language_id=language,
-        before=window.before(text, offset),
-        after=window.after(text, offset),
-        header_indent=_header_indent(text, offset),
-    )
+    return code + suffix, len(code)
 
 
 def prompt_head(prefix: str, language: str) -> str:
@@ -494,7 +452,7 @@ def _mode_of(params: dict[str, Any]) -> Mode | None:
     if isinstance(stop, list):
         if "\n" in stop:
             return Mode.SINGLE_LINE
-        if "\n\n\n" in stop:
+        if any(end in stop for end in model_call.MULTI_LINE_STOPS):
             return Mode.MULTI_LINE
     return None
 

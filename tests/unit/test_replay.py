@@ -9,9 +9,13 @@ import pytest
 
 from inference.fim import CODELLAMA, QWEN, STARCODER, TEMPLATES, FimTemplate
 from server.commands.replay import since_type, until_type
+from server.completion.context import render_head
+from server.completion.model_call import surroundings
+from server.completion.snippets import Snippet
+from server.completion.types import Document
 from server.history.models import CompletionRecord
 from server.history.replay import accepted_reference, similarity
-from server.history.replayer import chat_messages, prompt_head, surroundings
+from server.history.replayer import chat_messages, document, prompt_head
 
 
 @pytest.mark.parametrize("template", list(TEMPLATES.values()), ids=list(TEMPLATES))
@@ -136,8 +140,18 @@ def test_prompt_head(prefix: str, language: str, head: str) -> None:
     assert prompt_head(prefix, language) == head
 
 
-def test_surroundings_leave_the_head_out() -> None:
-    around = surroundings("# Path: a.py\ndef f():\n    return ", "\n\nx = 1\n", "python")
+@pytest.mark.parametrize("language", ["python", "rust", "lua"])
+def test_prompt_head_is_the_head_the_context_builder_writes(language: str) -> None:
+    doc = Document(uri="file:///src/a.x", language_id=language, version=1, text="")
+    snippets = [Snippet(path="b.x", start_line=3, text="def g():\n\n    pass", score=1.0)]
+    for head in (render_head(doc, []), render_head(doc, snippets)):
+        assert prompt_head(head + "x = 1\n", language) == head
+
+
+def test_the_rebuilt_document_leaves_the_head_out() -> None:
+    text, offset = document("# Path: a.py\ndef f():\n    return ", "\n\nx = 1\n", "python")
+    assert (text[:offset], text[offset:]) == ("def f():\n    return ", "\n\nx = 1\n")
+    around = surroundings(text, offset, "python")
     assert around.before == "def f():\n    return "
     assert around.after == "\n"  # the parse window ends at the next top-level line
     assert around.header_indent == 0
