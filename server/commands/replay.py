@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from server.commands import configure_cli_logging, fail
     from server.commands.stats import _describe, masked
     from server.completion.recorder import ModelCallKind
+    from server.history.database import SchemaTooNewError
     from server.history.replay import ReplayFilter
     from server.settings import Settings
 
@@ -182,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         record, close = _recorder(url, settings)
+    except SchemaTooNewError as exc:
+        return fail(f"replay: {exc} ({shown_url})")
     except (SQLAlchemyError, ImportError, OSError) as exc:
         return fail(f"replay: cannot write to the history database {shown_url}: {_describe(exc)}")
     try:

@@ -104,8 +104,28 @@ def upgrade_to_head(engine: Engine) -> None:
     config.set_main_option("script_location", str(migrations_dir()))
     with engine.begin() as connection:
         lock_for_migrations(connection)
+        refuse_unknown_revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was migrated by a newer zi-coder: this one cannot know its tables."""
+
+
+def refuse_unknown_revision(connection: Connection) -> None:
+    """Raise :class:`SchemaTooNewError` when the database is at a revision this
+    zi-coder's migrations do not contain (Alembic would fail with a bare traceback)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    known = {script.revision for script in ScriptDirectory(str(migrations_dir())).walk_revisions()}
+    unknown = set(MigrationContext.configure(connection).get_current_heads()) - known
+    if unknown:
+        raise SchemaTooNewError(
+            f"the history database is at schema revision {', '.join(sorted(unknown))}, "
+            "written by a newer zi-coder than this one: upgrade zi-coder to use it"
+        )
 
 
 def lock_for_migrations(connection: Connection) -> None:

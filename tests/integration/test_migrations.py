@@ -21,7 +21,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from server.history.database import create_engine_for, migrations_dir, upgrade_to_head
+from server.history.database import (
+    SchemaTooNewError,
+    create_engine_for,
+    migrations_dir,
+    upgrade_to_head,
+)
 from server.history.models import Base, CompletionRecord
 
 
@@ -95,6 +100,18 @@ def test_upgrade_to_head_is_idempotent(engine: Engine) -> None:
     upgrade_to_head(engine)
     upgrade_to_head(engine)
     assert _revision(engine) == HEAD
+
+
+def test_a_database_from_a_newer_zi_coder_is_refused_and_left_alone(engine: Engine) -> None:
+    upgrade_to_head(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+
+    with pytest.raises(SchemaTooNewError, match="revision 9999, written by a newer zi-coder"):
+        upgrade_to_head(engine)
+
+    assert _revision(engine) == "9999"
+    assert _tables(engine) == HISTORY_TABLES | {"alembic_version"}
 
 
 def test_the_models_match_the_migrations(engine: Engine) -> None:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from inference.fim import QWEN, STARCODER, FimTemplate
@@ -492,6 +492,24 @@ def test_no_history_yet(
 
 
 # -- failures -------------------------------------------------------------------------------------
+
+
+def test_a_history_from_a_newer_zi_coder_is_one_line_and_exit_1(
+    history: str, model: ScriptedModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engine = create_engine_for(history)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+
+    code, _out, err = replay(capsys, "--since", "7d")
+
+    assert code == 1
+    assert "Traceback" not in err
+    assert "revision 9999, written by a newer zi-coder" in err
+    assert model.requests == []  # refused before replaying anything
 
 
 def test_model_down_is_one_line_per_call_and_exit_1(
