@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -136,6 +136,10 @@ class DiagnosticsSettings(BaseModel):
     temperature: float = Field(default=0.0, ge=0)
 
 
+MAX_SURVIVAL_CHECKPOINTS = 8
+MAX_SURVIVAL_CHECKPOINT_S = 86_400  # a day
+
+
 class HistorySettings(BaseModel):
     store_prompts: bool = Field(
         default=False,
@@ -147,10 +151,23 @@ class HistorySettings(BaseModel):
         description="Check whether accepted suggestions are still in the document "
         "30 s, 2 min and 10 min later.",
     )
-    survival_checkpoints_s: list[int] = Field(
+    # Each acceptance is held in memory until its last checkpoint: a few, within a day.
+    survival_checkpoints_s: list[Annotated[int, Field(ge=1, le=MAX_SURVIVAL_CHECKPOINT_S)]] = Field(
         default=[30, 120, 600],
-        description="When, in seconds after acceptance, survival is judged.",
+        min_length=1,
+        max_length=MAX_SURVIVAL_CHECKPOINTS,
+        description="When, in seconds after acceptance, survival is judged "
+        f"(1 to {MAX_SURVIVAL_CHECKPOINTS} distinct values, each 1 s to 1 day).",
+        json_schema_extra={"uniqueItems": True},
     )
+
+    @field_validator("survival_checkpoints_s")
+    @classmethod
+    def _distinct(cls, checkpoints: list[int]) -> list[int]:
+        repeated = sorted({c for c in checkpoints if checkpoints.count(c) > 1})
+        if repeated:
+            raise ValueError(f"each checkpoint once; repeated: {repeated}")
+        return sorted(checkpoints)
 
 
 class Settings(BaseSettings):

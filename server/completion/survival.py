@@ -12,8 +12,11 @@ At a checkpoint the range's current text is compared with the accepted text
 (difflib's matching blocks, bounded in size). Where the range is not to be
 trusted (the whole document was replaced, or the accepted text never showed up
 where it was expected), the accepted text is looked for near the range instead.
-A document closed before a checkpoint is recorded once as closed, judged on its
-last text; on shutdown pending checkpoints are dropped.
+When a document closes, every checkpoint still ahead of its acceptances is
+recorded at once, marked closed and judged on the document's last text, so that
+each checkpoint's rows cover every acceptance followed, its document open or
+closed by then (``zi-coder stats`` counts the closed ones apart). On shutdown
+pending checkpoints are dropped.
 """
 
 from __future__ import annotations
@@ -242,7 +245,10 @@ class SurvivalTracker:
         documents: DocumentTexts,
         max_tracked: int = MAX_TRACKED,
     ) -> None:
-        self.checkpoints = sorted({c for c in checkpoints_s if c >= 0})
+        # Validated by the settings (history.survival_checkpoints_s); 0 serves tests.
+        if any(c < 0 for c in checkpoints_s):
+            raise ValueError(f"survival checkpoints must be >= 0 s, not {list(checkpoints_s)}")
+        self.checkpoints = sorted(set(checkpoints_s))
         self.recorder = recorder
         self.documents = documents
         self.max_tracked = max_tracked
@@ -331,7 +337,9 @@ class SurvivalTracker:
         document.text = self.documents.text(uri)
 
     def closed(self, uri: str) -> None:
-        """Record each acceptance of `uri` once as closed, judged on its last text."""
+        """Record every checkpoint still ahead of each acceptance of `uri` as closed,
+        judged on the last text: were only the next one recorded, a document closed
+        within 30 s would be missing from the 2 and 10 min samples."""
         document = self._by_uri.pop(uri, None)
         if document is None:
             return
@@ -339,9 +347,12 @@ class SurvivalTracker:
             self._by_id.pop(acc.completion_id, None)
             if acc.timer is not None:
                 acc.timer.cancel()
+                acc.timer = None
             if acc.checkpoints:
                 kept = self._judge(acc, document.text) if document.text is not None else 0
-                self._record(acc, acc.checkpoints[0], kept, closed=True)
+                for after_s in acc.checkpoints:
+                    self._record(acc, after_s, kept, closed=True)
+                acc.checkpoints.clear()
 
     def close(self) -> None:
         """Shutdown: drop pending checkpoints without recording them."""

@@ -21,22 +21,14 @@ from pytest_lsp import LanguageClient
 
 from server.lsp.convert import offset_at
 from tests.e2e.conftest import StartServer, open_document, server_capabilities
+from tests.support.code_actions import MODULE, RETURN_LINE
+from tests.support.code_actions import code_actions as _actions
+from tests.support.code_actions import diagnostic as _diagnostic
+from tests.support.code_actions import one_of_kind as _one
 from tests.support.redis_server import RedisServer
 from tests.support.scripted_model import Reply, ScriptedModel
 from tests.support.workers import WorkerProcess
 
-MODULE = """\
-def add(a, b):
-    return a + b
-
-
-def mean(values):
-    total = 0
-    for v in values:
-        total += v
-    return total / len(values)
-"""
-RETURN_LINE = 8  # "    return total / len(values)"
 REQUEST_FAILED = -32803
 
 
@@ -59,52 +51,6 @@ async def client(
 
 def _uri(workspace: Path, name: str = "stats.py") -> str:
     return (workspace / name).as_uri()
-
-
-def _diagnostic(line: int, message: str, source: str, data: Any = None) -> types.Diagnostic:
-    return types.Diagnostic(
-        range=types.Range(
-            start=types.Position(line=line, character=4),
-            end=types.Position(line=line, character=30),
-        ),
-        message=message,
-        source=source,
-        data=data,
-    )
-
-
-async def _actions(
-    client: LanguageClient,
-    uri: str,
-    start: tuple[int, int],
-    end: tuple[int, int] | None = None,
-    diagnostics: list[types.Diagnostic] | None = None,
-    only: list[str] | None = None,
-) -> list[types.CodeAction]:
-    end = end or start
-    result = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(
-                start=types.Position(line=start[0], character=start[1]),
-                end=types.Position(line=end[0], character=end[1]),
-            ),
-            context=types.CodeActionContext(
-                diagnostics=diagnostics or [],
-                only=[types.CodeActionKind(k) if k == "quickfix" else k for k in only]  # type: ignore[misc]
-                if only
-                else None,
-            ),
-        )
-    )
-    assert result is not None
-    return [a for a in result if isinstance(a, types.CodeAction)]
-
-
-def _one(actions: list[types.CodeAction], kind: str) -> types.CodeAction:
-    found = [a for a in actions if str(a.kind) == kind or a.kind == kind]
-    assert len(found) == 1, [(a.title, a.kind) for a in actions]
-    return found[0]
 
 
 async def _resolve(client: LanguageClient, action: types.CodeAction) -> types.CodeAction:

@@ -12,44 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from tests.e2e.conftest import StartServer, inline, open_document, texts
-from tests.e2e.test_code_actions import MODULE, RETURN_LINE, _actions, _diagnostic, _one
+from tests.support.code_actions import MODULE, RETURN_LINE, code_actions, diagnostic, one_of_kind
 from tests.support.scripted_model import Reply, ScriptedModel, chat_prompt, count_tokens
+from tests.support.waits import rows_until, settings_applied, settings_updates
 
 URI = "file:///work/project/calc.py"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
-
-Rows = list[dict[str, Any]]
-
-
-def rows_until(
-    db_url: str, sql: str, ready: Callable[[Rows], bool] = bool, timeout: float = 15.0
-) -> Rows:
-    """Poll the history database until `ready(rows)` (writes are asynchronous)."""
-    path = db_url.removeprefix("sqlite:///")
-    deadline = time.monotonic() + timeout
-    while True:
-        rows: Rows = []
-        if Path(path).exists():
-            try:
-                with sqlite3.connect(path) as conn:
-                    conn.row_factory = sqlite3.Row
-                    rows = [dict(row) for row in conn.execute(sql).fetchall()]
-            except sqlite3.OperationalError:
-                rows = []  # not migrated yet
-        if ready(rows) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 async def test_an_inline_completion_records_its_model_call(
@@ -64,8 +39,8 @@ async def test_an_inline_completion_records_its_model_call(
 
     [request] = scripted_model.requests
     assert request["stream_options"] == {"include_usage": True}
-    [completion] = rows_until(db_url, "select * from completions")
-    [call] = rows_until(db_url, "select * from model_calls")
+    [completion] = await rows_until(db_url, "select * from completions")
+    [call] = await rows_until(db_url, "select * from model_calls")
     assert call["completion_id"] == completion["id"]
     assert (call["kind"], call["model"], call["language"], call["template"]) == (
         "completion",
@@ -100,11 +75,11 @@ async def test_without_store_prompts_only_lengths_are_recorded(
 
     assert texts(await inline(client, URI, 1, 4)) == ["return a + b"]
 
-    [call] = rows_until(db_url, "select * from model_calls")
+    [call] = await rows_until(db_url, "select * from model_calls")
     assert (call["prompt"], call["response"]) == (None, None)
     assert call["response_chars"] == len("return a + b")
     assert call["completion_tokens"] == count_tokens("return a + b")
-    [completion] = rows_until(db_url, "select text, prompt, text_length from completions")
+    [completion] = await rows_until(db_url, "select text, prompt, text_length from completions")
     assert completion == {"text": None, "prompt": None, "text_length": len("return a + b")}
 
 
@@ -116,13 +91,14 @@ async def test_turning_store_prompts_on_from_the_client_applies_to_the_next_call
     open_document(client, URI, "def add(a, b):\n    \n\ndef sub(a, b):\n    \n")
     assert texts(await inline(client, URI, 1, 4)) == ["return a + b"]
 
+    updates = settings_updates(client)
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"zi": {"history": {"store_prompts": True}}})
     )
-    await asyncio.sleep(0.5)
+    await settings_applied(client, after=updates)
     assert texts(await inline(client, URI, 4, 4)) == ["return a + b"]
 
-    calls = rows_until(
+    calls = await rows_until(
         db_url, "select prompt from model_calls order by created_at", lambda r: len(r) == 2
     )
     assert calls[0]["prompt"] is None
@@ -138,7 +114,7 @@ async def test_a_model_error_is_recorded_as_a_failed_call(
 
     assert texts(await inline(client, URI, 1, 4)) == []
 
-    [failed] = rows_until(db_url, "select * from model_calls")
+    [failed] = await rows_until(db_url, "select * from model_calls")
     assert "HTTP 500" in failed["error"] and "engine exploded" in failed["error"]
     assert failed["completion_id"] is None and failed["response_chars"] == 0
     assert failed["kind"] == "completion" and failed["prompt_chars"] > 0
@@ -159,20 +135,21 @@ async def test_a_code_action_records_its_job_and_model_call(
     scripted_model.queue_chat(answer)
     client = await start_server(workspace=workspace, ZI_HISTORY__STORE_PROMPTS="true", **runner_env)
     open_document(client, uri, MODULE)
-    problem = _diagnostic(RETURN_LINE, "Possible division by zero", "mypy")
-    action = _one(await _actions(client, uri, (RETURN_LINE, 8), diagnostics=[problem]), "quickfix")
+    problem = diagnostic(RETURN_LINE, "Possible division by zero", "mypy")
+    actions = await code_actions(client, uri, (RETURN_LINE, 8), diagnostics=[problem])
+    action = one_of_kind(actions, "quickfix")
 
     await asyncio.wait_for(client.code_action_resolve_async(action), 60)
 
     runner = "rq" if runner_env else "in-process"
-    [job] = rows_until(
+    [job] = await rows_until(
         db_url, "select * from jobs", lambda r: bool(r) and r[0]["status"] != "queued"
     )
     assert (job["status"], job["kind"], job["runner"]) == ("finished", "code_action", runner)
     assert job["function"] == "server.actions.jobs.fix_problem"
     assert (job["uri"], job["language"], job["error"]) == (uri, "python", None)
     assert job["duration_ms"] > 0 and job["finished_at"] is not None
-    [call] = rows_until(db_url, "select * from model_calls")
+    [call] = await rows_until(db_url, "select * from model_calls")
     [body] = scripted_model.chat_requests
     assert (call["kind"], call["job_id"], call["completion_id"]) == ("code_action", job["id"], None)
     assert call["endpoint"] == scripted_model.url + "/chat/completions"
@@ -201,16 +178,17 @@ async def test_a_failing_job_records_every_attempt(
         workspace=workspace, ZI_JOBS__RETRY_INTERVALS_S="[0, 0]", **runner_env
     )
     open_document(client, uri, MODULE)
-    problem = _diagnostic(RETURN_LINE, "Possible division by zero", "mypy")
-    action = _one(await _actions(client, uri, (RETURN_LINE, 8), diagnostics=[problem]), "quickfix")
+    problem = diagnostic(RETURN_LINE, "Possible division by zero", "mypy")
+    actions = await code_actions(client, uri, (RETURN_LINE, 8), diagnostics=[problem])
+    action = one_of_kind(actions, "quickfix")
 
     with pytest.raises(JsonRpcException):
         await asyncio.wait_for(client.code_action_resolve_async(action), 60)
 
-    [job] = rows_until(
+    [job] = await rows_until(
         db_url, "select * from jobs", lambda r: bool(r) and r[0]["status"] != "queued"
     )
     assert job["status"] == "failed" and "500" in job["error"]
-    calls = rows_until(db_url, "select * from model_calls", lambda r: len(r) >= 3)
+    calls = await rows_until(db_url, "select * from model_calls", lambda r: len(r) >= 3)
     assert len(calls) == len(scripted_model.chat_requests) == 3  # the first try, two retries
     assert all(c["job_id"] == job["id"] and "HTTP 500" in c["error"] for c in calls)

@@ -4,16 +4,12 @@ one row per checkpoint (here 1 s and 2 s after acceptance)."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import time
-from pathlib import Path
-
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from tests.e2e.conftest import StartServer, inline, open_document, type_text
 from tests.support.scripted_model import Reply, ScriptedModel
+from tests.support.waits import rows_until, settings_applied, settings_updates
 
 SURVIVAL_SQL = (
     "select c.uri, s.after_s, s.accepted_chars, s.kept_chars, s.document_closed "
@@ -22,22 +18,10 @@ SURVIVAL_SQL = (
 )
 
 
-def survival_rows(db_url: str, count: int, timeout: float = 15.0) -> list[tuple[object, ...]]:
-    """Poll the history until `count` survival rows are there (writes are async)."""
-    path = db_url.removeprefix("sqlite:///")
-    deadline = time.monotonic() + timeout
-    rows: list[tuple[object, ...]] = []
-    while time.monotonic() < deadline:
-        if Path(path).exists():
-            try:
-                with sqlite3.connect(path) as conn:
-                    rows = conn.execute(SURVIVAL_SQL).fetchall()
-            except sqlite3.OperationalError:
-                rows = []  # not migrated yet
-        if len(rows) >= count:
-            break
-        time.sleep(0.1)
-    return rows
+async def survival_rows(db_url: str, count: int) -> list[tuple[object, ...]]:
+    """(uri, after_s, accepted, kept, closed) once `count` checks are recorded."""
+    rows = await rows_until(db_url, SURVIVAL_SQL, lambda rows: len(rows) >= count)
+    return [tuple(row.values()) for row in rows]
 
 
 SUGGESTION = "return a + b"
@@ -100,11 +84,14 @@ async def test_accepted_text_is_checked_at_each_checkpoint(
         types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=closed))
     )
 
-    await asyncio.sleep(2.2)
-    rows = survival_rows(db_url, count=7)
+    # All the checks there are: each acceptance has one per checkpoint.
+    rows = await survival_rows(db_url, count=8)
 
     assert rows == [
-        (closed, 1, 12, 12, 1),  # once, judged on the text it had when closed
+        # Closed before its first check: at every checkpoint, as closed, judged on
+        # the text it had when closed.
+        (closed, 1, 12, 12, 1),
+        (closed, 2, 12, 12, 1),
         (halved, 1, 12, 6, 0),
         (halved, 2, 12, 6, 0),
         (kept, 1, 12, 12, 0),
@@ -118,11 +105,22 @@ async def test_no_survival_checks_when_turned_off(
     start_server: StartServer, scripted_model: ScriptedModel, db_url: str
 ) -> None:
     scripted_model.reply_with(Reply(text=SUGGESTION))
-    client = await start_server(
-        initialization_options={"history": {"survival": False, "survival_checkpoints_s": [1]}}
-    )
-    uri = "file:///work/project/off.py"
-    await accept(client, await suggest_and_insert(client, uri))
+    checks = {"survival_checkpoints_s": [1]}
+    client = await start_server(initialization_options={"history": {"survival": False, **checks}})
+    off = "file:///work/project/off.py"
+    await accept(client, await suggest_and_insert(client, off))
 
-    await asyncio.sleep(1.5)
-    assert survival_rows(db_url, count=1, timeout=1.0) == []
+    # Turned on: a later acceptance is checked, 1 s after it, so after the first one's
+    # check would have been. Checks are written in the order they are made: had the
+    # first acceptance been followed, its row would be there by then.
+    updates = settings_updates(client)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"zi": {"history": {"survival": True, **checks}}}
+        )
+    )
+    await settings_applied(client, after=updates)
+    on = "file:///work/project/on.py"
+    await accept(client, await suggest_and_insert(client, on))
+
+    assert await survival_rows(db_url, count=1) == [(on, 1, 12, 12, 0)]

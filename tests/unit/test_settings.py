@@ -81,3 +81,32 @@ def test_invalid_environment_value_is_rejected(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("ZI_INFERENCE__FIM_TEMPLATE", "nope")
     with pytest.raises(pydantic.ValidationError):
         Settings()
+
+
+def test_survival_checkpoints_default_and_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().history.survival_checkpoints_s == [30, 120, 600]
+    monkeypatch.setenv("ZI_HISTORY__SURVIVAL_CHECKPOINTS_S", "[600, 1, 86400]")
+    assert Settings().history.survival_checkpoints_s == [1, 600, 86_400]
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "message"),
+    [
+        ([0], "greater than or equal to 1"),
+        ([30, -120], "greater than or equal to 1"),
+        ([], "at least 1 item"),
+        ([30, 120, 30], "each checkpoint once; repeated: [30]"),
+        (list(range(1, 10)), "at most 8 items"),
+        ([86_401], "less than or equal to 86400"),
+        ([1.5], "valid integer"),
+    ],
+)
+def test_bad_survival_checkpoints_are_refused_with_the_reason(
+    checkpoints: list[object], message: str
+) -> None:
+    # Dropping them would leave the checks the user asked for silently not made.
+    with pytest.raises(pydantic.ValidationError) as refused:
+        Settings().merged({"history": {"survival_checkpoints_s": checkpoints}})
+    [error] = refused.value.errors()
+    assert error["loc"][:2] == ("history", "survival_checkpoints_s")
+    assert message in error["msg"]

@@ -72,6 +72,15 @@ class Editor:
         return self.tracker.kept(completion_id)
 
 
+async def timers_due_now() -> None:
+    """Return once every timer due by now has run (the tracker's 0 s checkpoints): a
+    timer due now runs with them, in the same turn of the loop, and wakes us after."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    loop.call_at(loop.time(), done.set_result, None)
+    await done
+
+
 # -- position arithmetic ---------------------------------------------------------------
 
 
@@ -264,24 +273,64 @@ async def test_partial_acceptance_grows_step_by_step() -> None:
     assert event_text == "return a"
 
 
-async def test_checkpoints_record_events_and_close_records_once() -> None:
+async def test_checkpoints_record_the_text_kept_at_each() -> None:
     ed = Editor(AFTER, checkpoints=[0, 60])
     ed.accept("c1", ACCEPTED, 1, 4)
-    await asyncio.sleep(0.01)
+    await timers_due_now()
     assert ed.events.survivals == [SurvivalEvent("c1", 0, 12, 12)]
-    ed.change((1, 4), (1, 11), "")  # half of it deleted, then closed
+    assert len(ed.tracker) == 1  # awaiting its check at 60 s
+
+
+async def test_a_closed_document_is_recorded_at_every_checkpoint_ahead() -> None:
+    # Each checkpoint's rows cover every acceptance: one whose document was closed
+    # within 30 s is among the 10 min checks too, counted there as closed.
+    ed = Editor(AFTER)  # 30 s, 2 min, 10 min
+    ed.accept("c1", ACCEPTED, 1, 4)
+    ed.change((1, 4), (1, 11), "")  # "return " deleted, then closed
     ed.texts.pop(URI)  # pygls drops the document before the close handler runs
     ed.tracker.closed(URI)
-    ed.tracker.closed(URI)
-    assert ed.events.survivals[1:] == [SurvivalEvent("c1", 60, 12, 5, document_closed=True)]
+    ed.tracker.closed(URI)  # told twice: recorded once
+    assert ed.events.survivals == [
+        SurvivalEvent("c1", after_s, 12, 5, document_closed=True) for after_s in (30, 120, 600)
+    ]
     assert len(ed.tracker) == 0
+
+
+async def test_after_a_checkpoint_a_close_records_only_those_ahead() -> None:
+    ed = Editor(AFTER, checkpoints=[0, 60, 600])
+    ed.accept("c1", ACCEPTED, 1, 4)
+    await timers_due_now()
+    ed.change((1, 4), (1, 11), "")
+    ed.tracker.closed(URI)
+    assert ed.events.survivals == [
+        SurvivalEvent("c1", 0, 12, 12),
+        SurvivalEvent("c1", 60, 12, 5, document_closed=True),
+        SurvivalEvent("c1", 600, 12, 5, document_closed=True),
+    ]
+
+
+async def test_a_document_gone_unannounced_is_recorded_closed_at_its_checkpoint() -> None:
+    ed = Editor(AFTER, checkpoints=[0, 60])
+    ed.accept("c1", ACCEPTED, 1, 4)
+    ed.texts.pop(URI)  # no close reached the tracker
+    await timers_due_now()
+    assert ed.events.survivals == [
+        SurvivalEvent("c1", 0, 12, 12, document_closed=True),  # judged on its last text
+        SurvivalEvent("c1", 60, 12, 12, document_closed=True),
+    ]
+    assert len(ed.tracker) == 0
+
+
+def test_negative_checkpoints_are_refused() -> None:
+    with pytest.raises(ValueError, match="checkpoints"):
+        SurvivalTracker([30, -1], recorder=Events(), documents=Editor(AFTER).docs)
 
 
 async def test_shutdown_drops_pending_checkpoints() -> None:
     ed = Editor(AFTER, checkpoints=[0])
     ed.accept("c1", ACCEPTED, 1, 4)
     ed.tracker.close()
-    await asyncio.sleep(0.01)
+    await timers_due_now()  # when its check would have run
     assert ed.events.survivals == []
     assert len(ed.tracker) == 0
 
@@ -305,7 +354,11 @@ async def test_outcome_tracker_feeds_survival_only_when_attached() -> None:
     outcomes.edited(URI, (1, 4), (1, 10), "")
     assert ed.kept("c1") == 0
     outcomes.closed(URI)
-    assert [e.document_closed for e in ed.events.survivals] == [True]
+    assert [(e.after_s, e.document_closed) for e in ed.events.survivals] == [
+        (30, True),
+        (120, True),
+        (600, True),
+    ]
 
     off = OutcomeTracker(NullRecorder())  # history.survival off: nothing is kept
     off.produced("c2", URI)
@@ -324,6 +377,6 @@ async def test_new_settings_adopt_the_tracked_acceptances() -> None:
     )
     new.adopt(old)
     assert len(ed.tracker) == 0 and new.survival is not None and len(new.survival) == 1
-    await asyncio.sleep(0.01)
+    await timers_due_now()
     assert ed.events.survivals == []
     assert events.survivals == [SurvivalEvent("c1", 0, 12, 12)]  # its own schedule
