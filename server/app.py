@@ -100,7 +100,9 @@ def build_services(
     for survival (``history.survival``); without it they are not.
     """
     writer: HistoryWriter | None
-    if isinstance(history, HistoryWriter):
+    if not settings.history.enabled:
+        writer = None  # a writer passed in stays its owner's to close
+    elif isinstance(history, HistoryWriter):
         writer = history  # kept across a settings change, which may turn store_prompts
         writer.set_store_prompts(settings.history.store_prompts)
     elif history:

@@ -141,6 +141,11 @@ MAX_SURVIVAL_CHECKPOINT_S = 86_400  # a day
 
 
 class HistorySettings(BaseModel):
+    enabled: bool = Field(
+        default=True,
+        description="Record completions, outcomes, model calls and jobs in the history "
+        "database. Off: nothing is written (zi-coder stats has nothing new to report).",
+    )
     store_prompts: bool = Field(
         default=False,
         description="Store prompts and model responses in the history (secrets redacted "

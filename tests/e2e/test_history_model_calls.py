@@ -66,6 +66,24 @@ async def test_an_inline_completion_records_its_model_call(
     assert "def add(a, b):" in completion["prompt"] and AWS_KEY not in completion["prompt"]
 
 
+async def test_with_history_off_nothing_is_written(
+    start_server: StartServer, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+    client = await start_server(ZI_HISTORY__ENABLED="false")
+    open_document(client, URI, "def add(a, b):\n    \n")
+
+    [item] = (await inline(client, URI, 1, 4)).items
+    assert item.insert_text == "return a + b"
+    assert item.command is not None
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments)
+    )
+    await client.shutdown_session()  # history, when on, is flushed before `shutdown` is answered
+
+    assert not await asyncio.to_thread(Path(db_url.removeprefix("sqlite:///")).exists)
+
+
 async def test_without_store_prompts_only_lengths_are_recorded(
     start_server: StartServer, scripted_model: ScriptedModel, db_url: str
 ) -> None:

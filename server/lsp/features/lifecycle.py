@@ -63,7 +63,6 @@ async def shutdown(ls: ZiLanguageServer, params: None) -> None:
     """Drain and close everything (history flushed) before answering: clients send
     `exit` only after this answer, and pygls ends the process on `exit` at once."""
     if ls.services is not None and ls.closing is None:
-        ls.services.completions.outcomes.close()  # pending survival checks are dropped
         # Let answers already in progress go out before their HTTP client closes.
         ls.closing = asyncio.ensure_future(ls.services.aclose(drain_s=5))
     if ls.closing is not None:
@@ -101,7 +100,10 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
     settings = _validated(ls.base_settings, overrides, services.notifier)
     if settings is None or settings == services.settings:
         return
-    keep_history = settings.resolved_database_url() == services.settings.resolved_database_url()
+    keep_history = (
+        settings.history.enabled
+        and settings.resolved_database_url() == services.settings.resolved_database_url()
+    )
     old = services
     ls.services = build_services(
         settings,
