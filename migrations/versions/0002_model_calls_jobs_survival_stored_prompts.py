@@ -17,13 +17,13 @@ depends_on = None
 
 # Indexes for `zi-coder stats` (server/history/stats_query.py): each GROUP BY reads
 # one in its own order and finds its sums in it (bench/history_stats.py measures).
+# The day-led ones hold no time: --since compares it on its first day only.
 COMPLETIONS_STATS = [
     "created_day",
     "language",
     "model",
     "source",
     "outcome",
-    "created_at",
     "text_length",
     "accepted_length",
     "first_token_ms",
@@ -33,7 +33,6 @@ SURVIVAL_STATS = [
     "created_day",
     "language",
     "model",
-    "completion_created_at",
     "document_closed",
     "accepted_chars",
     "kept_chars",

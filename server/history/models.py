@@ -63,6 +63,7 @@ class CompletionRecord(Base):
     __table_args__ = (
         # `zi-coder stats`: the GROUP BY (day, language, model, source, outcome) reads
         # this index in its own order (no sort of every row) and finds its sums in it.
+        # No created_at: --since compares it on its first day only (from the table).
         Index(
             "ix_completions_stats",
             "created_day",
@@ -70,7 +71,6 @@ class CompletionRecord(Base):
             "model",
             "source",
             "outcome",
-            "created_at",
             "text_length",
             "accepted_length",
             "first_token_ms",
@@ -176,14 +176,13 @@ class SurvivalRecord(Base):
     __tablename__ = "completion_survival"
     __table_args__ = (
         # `zi-coder stats`: the checks at one checkpoint, grouped in this index's order
-        # and read from it alone (no join to completions).
+        # and read from it alone (no join to completions; --since as for completions).
         Index(
             "ix_completion_survival_stats",
             "after_s",
             "created_day",
             "language",
             "model",
-            "completion_created_at",
             "document_closed",
             "accepted_chars",
             "kept_chars",
