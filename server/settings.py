@@ -238,13 +238,9 @@ class Settings(BaseSettings):
         return default_state_dir()
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        import platformdirs
+        from server.history.location import default_database_url
 
-        data_dir = Path(platformdirs.user_data_dir("zi-coder", appauthor=False))
-        data_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{data_dir / 'history.sqlite3'}"
+        return self.database_url or default_database_url()
 
 
 def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
