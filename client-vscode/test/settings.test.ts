@@ -55,6 +55,7 @@ describe("specsFromManifest", () => {
     const restricted = new Set(specs.filter((spec) => spec.restricted).map((spec) => spec.key));
     assert.ok(restricted.has("server.path"));
     assert.ok(restricted.has("inference.url"));
+    assert.ok(restricted.has("history.store_prompts")); // a cloned repo must not turn it on
     assert.ok(!restricted.has("completion.enabled"));
   });
 
