@@ -31,6 +31,7 @@ from server.syntax import Syntax
 log = logging.getLogger(__name__)
 
 REDIS_PROBLEM = "redis"
+HISTORY_PROBLEM = "history"
 
 
 @dataclass
@@ -107,7 +108,12 @@ def build_services(
         writer.set_store_prompts(settings.history.store_prompts)
     elif history:
         writer = HistoryWriter(
-            settings.resolved_database_url(), store_prompts=settings.history.store_prompts
+            settings.resolved_database_url(),
+            store_prompts=settings.history.store_prompts,
+            on_problem=lambda message: notifier.problem(
+                HISTORY_PROBLEM, message, level=Level.WARNING
+            ),
+            on_recovered=lambda message: notifier.resolved(HISTORY_PROBLEM, message),
         )
         writer.start()
     else:

@@ -1,15 +1,26 @@
 """Step 8's port: what the pipeline tells the history. Implemented by ``server.history``.
 
-Methods must return at once: writes happen off the latency path.
+Methods must return at once: writes happen off the latency path, possibly much
+later (a batch every 0.2 s, or after an outage of the database). So every event
+carries the moment it happened (`at`, stamped when the event is made), and that is
+what the history stores, never the moment it was written. `at` is keyword-only
+(events are still built positionally as before) and left out of equality (two
+events saying the same thing are equal, whenever they were made).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from server.completion.types import Outcome
+
+
+def now() -> datetime:
+    """The time events are stamped with: aware, UTC."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +37,21 @@ class CompletionEvent:
     prompt_chars: int
     first_token_ms: float | None
     total_ms: float
-    # The prompt sent for it (None: a type-ahead continuation); stored like `text`,
-    # only with history.store_prompts, redacted.
+    # The prompt, only for a suggestion with no model call of its own (a shared-cache
+    # hit, a joined request): a model call stores its own. Stored like `text`, only
+    # with history.store_prompts, redacted.
     prompt: str | None = None
+    at: datetime = field(default_factory=now, kw_only=True, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEvent:
+    """What the user did with a suggestion (shown, accepted, ...), and when."""
+
+    completion_id: str
+    outcome: Outcome
+    accepted_length: int | None = None
+    at: datetime = field(default_factory=now, kw_only=True, compare=False)
 
 
 class ModelCallKind(StrEnum):
@@ -60,6 +83,8 @@ class ModelCallEvent:
     completion_id: str | None = None
     job_id: str | None = None
     replay_of: str | None = None  # set: a replay (zi-coder replay), never live traffic
+    # When the call ended (its answer, or its error, was known).
+    at: datetime = field(default_factory=now, kw_only=True, compare=False)
 
 
 def call_error(exc: BaseException) -> str:
@@ -99,6 +124,7 @@ class JobEvent:
     language: str | None = None
     duration_ms: float | None = None
     error: str | None = None
+    at: datetime = field(default_factory=now, kw_only=True, compare=False)  # queued, or ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +136,7 @@ class SurvivalEvent:
     accepted_chars: int
     kept_chars: int
     document_closed: bool = False
+    at: datetime = field(default_factory=now, kw_only=True, compare=False)  # when checked
 
 
 class Recorder(Protocol):

@@ -10,8 +10,10 @@ History: every request sent to the model is recorded as a model call, failed,
 timed out and cancelled ones included, with the raw answer (before
 post-processing) and the stream's finish reason and token usage. A call that
 produced a suggestion is linked to the first suggestion made of it; if no waiter
-is left to make one, it is recorded unlinked a moment later. Building the event
-costs a few microseconds; the writer does the rest off the loop.
+is left to make one, it is recorded unlinked a moment later. The prompt (stored
+only with history.store_prompts) goes with the model call; a suggestion keeps it
+only when it has no call of its own (a shared-cache hit, a joined request).
+Building the event costs a few microseconds; the writer does the rest off the loop.
 """
 
 from __future__ import annotations
@@ -283,13 +285,17 @@ class CompletionService:
         self.outcomes.replaced(doc.uri)
         self.outcomes.produced(completion.id, doc.uri)
         self.typeahead.remember(doc.uri, doc.text, offset, completion)
+        # The prompt is stored once: with the model call this suggestion claims, or
+        # with the suggestion when it has none of its own (a shared-cache hit, a
+        # request that joined another's call).
+        claims = generated.call is not None and not generated.call.recorded
         self._record(
             request,
             completion,
             started,
             generated.first_token_ms,
             generated.prompt_chars,
-            prompt,
+            None if claims else prompt,
         )
         if generated.call is not None:
             generated.call.record(self.recorder, completion.id)

@@ -19,6 +19,8 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from server.completion.recorder import ModelCallEvent, ModelCallKind, call_error
@@ -147,6 +149,9 @@ def _call(
         "first_token_ms": reply.first_token_ms if reply else None,
         "total_ms": reply.total_ms if reply else (time.perf_counter() - started) * 1000.0,
         "error": error,
+        # When it ended, in seconds since the epoch: the server records the calls
+        # with the job's result, which may come much later.
+        "at": time.time(),
     }
 
 
@@ -157,7 +162,8 @@ def model_call_event(
     another version, say)."""
     try:
         params = call.get("params")
-        return ModelCallEvent(
+        ended = _float_or_none(call.get("at"))
+        event = ModelCallEvent(
             id=str(call["id"]),
             kind=kind,
             model=str(call["model"]),
@@ -174,7 +180,10 @@ def model_call_event(
             language=language,
             job_id=job_id,
         )
-    except (KeyError, TypeError, ValueError):
+        # When the call ended, by the worker's clock (a worker of an older version
+        # says nothing: then when its result came).
+        return event if ended is None else replace(event, at=datetime.fromtimestamp(ended, UTC))
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
         log.warning("job %s reported a malformed model call: %.200r", job_id, call)
         return None
 

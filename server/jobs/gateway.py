@@ -10,8 +10,10 @@ setup without Redis.
 History: the gateway records each job (queued when submitted, then how it ended)
 and the model calls its result carries (``JobResult.model_calls``, failed ones
 included), linked to the job. A result reused by an identical request carries the
-same calls, which the history keeps once. Calls of a job cancelled from here are
-not recorded: the gateway does not wait for the cancelled job's last words.
+same calls, which the history keeps once. A cancelled job's calls are recorded
+when they can be had: in process, once the job's thread has stopped (its call in
+progress included, as cancelled); on RQ the cancelled worker's calls are lost
+with it.
 """
 
 from __future__ import annotations
@@ -140,9 +142,12 @@ class JobGateway:
             log.info("cancelling job %s", handle.job_id)
             cancelled = JobResult(JobStatus.CANCELLED, error="cancelled")
             self._record_end(spec, runner, cancelled, where, submitted)
+            self._record_calls_when_stopped(spec, runner, handle, where)
             await asyncio.shield(_cancel(runner, handle))
             raise
         self._record_end(spec, runner, result, where, submitted)
+        if result.status is JobStatus.CANCELLED:  # by another request waiting for it
+            self._record_calls_when_stopped(spec, runner, handle, where)
         if result.status is JobStatus.TIMEOUT:
             # Given up on: a job still queued (no worker) must not run for nobody later.
             await _cancel(runner, handle)
@@ -194,8 +199,13 @@ class JobGateway:
             duration_ms=(time.perf_counter() - submitted) * 1000.0,
             error=result.error,
         )
+        self._record_calls(spec, result.model_calls, where)
+
+    def _record_calls(
+        self, spec: JobSpec, calls: tuple[dict[str, Any], ...], where: _Where
+    ) -> None:
         kind = job_kind(spec.function)
-        for call in result.model_calls:
+        for call in calls:
             event = model_call_event(
                 call,
                 kind=ModelCallKind(kind) if kind in _CALL_KINDS else ModelCallKind.CODE_ACTION,
@@ -204,6 +214,14 @@ class JobGateway:
             )
             if event is not None:
                 self.recorder.model_call(event)
+
+    def _record_calls_when_stopped(
+        self, spec: JobSpec, runner: JobRunner, handle: JobHandle, where: _Where
+    ) -> None:
+        """A cancelled job's calls, once it has stopped (in process only: an RQ work
+        horse is killed, its calls with it)."""
+        if isinstance(runner, InProcessRunner):
+            runner.when_stopped(handle, lambda calls: self._record_calls(spec, calls, where))
 
     def _local_runner(self) -> InProcessRunner:
         if self._fallback is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -83,6 +84,9 @@ class _Entry:
     progress: dict[str, Any] | None = None
     finished_at: float = 0.0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # The current attempt: done when its thread has returned, which may be after the
+    # job was answered (cancelled, timed out).
+    attempt: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
 
 
 class InProcessRunner:
@@ -126,7 +130,7 @@ class InProcessRunner:
     async def _attempts(self, entry: _Entry) -> JobResult:
         spec = entry.spec
         for attempt in range(len(self._retry_intervals_s) + 1):
-            call = asyncio.ensure_future(
+            call = entry.attempt = asyncio.ensure_future(
                 asyncio.to_thread(execute, spec.function, dict(spec.kwargs), entry.context)
             )
             done, _ = await asyncio.wait({call}, timeout=spec.timeout_s)
@@ -182,6 +186,32 @@ class InProcessRunner:
         self._finish(entry, JobResult(JobStatus.CANCELLED, error="cancelled"))
         if entry.task is not None:
             entry.task.cancel()
+
+    def when_stopped(
+        self, handle: JobHandle, callback: Callable[[tuple[dict[str, Any], ...]], None]
+    ) -> None:
+        """Call `callback` with the job's model calls (all attempts') once its thread has
+        returned: at once if it has, or never ran.
+
+        For a cancelled job: its thread stops at its next check, and a chat call in
+        progress closes its stream and reports itself (error "cancelled") first.
+        """
+        entry = self._jobs.get(handle.job_id)
+        if entry is None:
+            callback(())
+            return
+        context = entry.context
+        attempt = entry.attempt
+        if attempt is None or attempt.done():
+            callback(tuple(context.model_calls))
+            return
+
+        def stopped(future: asyncio.Future[dict[str, Any]]) -> None:
+            if not future.cancelled():
+                future.exception()  # retrieved: the late end of an answered job is no news
+            callback(tuple(context.model_calls))
+
+        attempt.add_done_callback(stopped)
 
     async def progress(self, handle: JobHandle) -> dict[str, Any] | None:
         entry = self._jobs.get(handle.job_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 
 from tests.e2e.conftest import StartServer, inline, open_document, texts
 from tests.support.code_actions import MODULE, RETURN_LINE, code_actions, diagnostic, one_of_kind
@@ -63,7 +63,33 @@ async def test_an_inline_completion_records_its_model_call(
     # Stored because store_prompts is on, and redacted on the way.
     assert "def add(a, b):" in call["prompt"] and AWS_KEY not in call["prompt"]
     assert completion["text"] == "return a + b"
-    assert "def add(a, b):" in completion["prompt"] and AWS_KEY not in completion["prompt"]
+    assert completion["prompt"] is None  # stored once: with the call
+
+
+async def test_a_suggestion_without_a_call_of_its_own_keeps_its_prompt(
+    start_server: StartServer, scripted_model: ScriptedModel, db_url: str
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+    client = await start_server(ZI_HISTORY__STORE_PROMPTS="true")
+    open_document(client, URI, "def add(a, b):\n    \n")
+    assert texts(await inline(client, URI, 1, 4)) == ["return a + b"]
+    # Closed and opened again (the type-ahead cache forgets it), the same text: the
+    # same prompt, answered from the shared cache.
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=URI))
+    )
+    open_document(client, URI, "def add(a, b):\n    \n")
+
+    assert texts(await inline(client, URI, 1, 4)) == ["return a + b"]
+
+    assert len(scripted_model.requests) == 1  # the second came from the shared cache
+    made, cached = await rows_until(
+        db_url, "select source, prompt from completions order by created_at", lambda r: len(r) == 2
+    )
+    [call] = await rows_until(db_url, "select prompt from model_calls")
+    assert (made["source"], made["prompt"]) == ("model", None)
+    assert cached["source"] == "shared_cache" and cached["prompt"] == call["prompt"]
+    assert "def add(a, b):" in cached["prompt"]
 
 
 async def test_with_history_off_nothing_is_written(
@@ -73,7 +99,9 @@ async def test_with_history_off_nothing_is_written(
     client = await start_server(ZI_HISTORY__ENABLED="false")
     open_document(client, URI, "def add(a, b):\n    \n")
 
-    [item] = (await inline(client, URI, 1, 4)).items
+    result = await inline(client, URI, 1, 4)
+    assert result is not None
+    [item] = result.items
     assert item.insert_text == "return a + b"
     assert item.command is not None
     await client.workspace_execute_command_async(
@@ -210,3 +238,35 @@ async def test_a_failing_job_records_every_attempt(
     calls = await rows_until(db_url, "select * from model_calls", lambda r: len(r) >= 3)
     assert len(calls) == len(scripted_model.chat_requests) == 3  # the first try, two retries
     assert all(c["job_id"] == job["id"] and "HTTP 500" in c["error"] for c in calls)
+
+
+async def test_a_cancelled_job_records_its_model_call_as_cancelled(
+    start_server: StartServer, scripted_model: ScriptedModel, db_url: str, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "stats.py").write_text(MODULE)
+    uri = (workspace / "stats.py").as_uri()
+    scripted_model.queue_chat(Reply(text="```python\npass\n```", delay_s=60))
+    client = await start_server(workspace=workspace)  # the in-process runner
+    open_document(client, uri, MODULE)
+    problem = diagnostic(RETURN_LINE, "Possible division by zero", "mypy")
+    action = one_of_kind(
+        await code_actions(client, uri, (RETURN_LINE, 8), diagnostics=[problem]), "quickfix"
+    )
+    future = client.protocol.send_request(types.CODE_ACTION_RESOLVE, action, msg_id="resolve-1")
+    await asyncio.to_thread(scripted_model.wait_for_chat_requests, 1, 20)
+
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="resolve-1"))
+
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(asyncio.wrap_future(future), 20)
+    # The job's thread stops, closing the stream; its call is recorded then.
+    await asyncio.to_thread(scripted_model.wait_for_cancelled, 1, 20)
+    [job] = await rows_until(
+        db_url, "select * from jobs", lambda r: bool(r) and r[0]["status"] != "queued"
+    )
+    assert (job["status"], job["error"]) == ("cancelled", "cancelled")
+    [call] = await rows_until(db_url, "select * from model_calls")
+    assert (call["kind"], call["job_id"], call["error"]) == ("code_action", job["id"], "cancelled")
+    assert call["endpoint"] == scripted_model.url + "/chat/completions"

@@ -1,9 +1,11 @@
 """Model calls, jobs and survival through the real writer into a real database.
 
 What is stored depends on ``history.store_prompts``: off, only lengths; on, the
-texts, redacted. Job rows are upserted whatever order their events arrive in, and
-model calls and survival checks are idempotent. Each test runs on SQLite and on
-PostgreSQL (``history_url``), the two dialects the upserts are written for.
+texts, redacted. Endpoints and errors never keep credentials. Job rows are upserted
+whatever order their events arrive in, and model calls and survival checks are
+idempotent. Every row keeps the time its event happened, however late it is
+written. Each test runs on SQLite and on PostgreSQL (``history_url``), the two
+dialects the upserts are written for.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from server.completion.recorder import (
     ModelCallKind,
     SurvivalEvent,
 )
+from server.completion.types import Outcome
 from server.history import repository
 from server.history.database import create_engine_for
 from server.history.models import (
@@ -41,22 +45,24 @@ PROMPT = f'<|fim_prefix|>import boto3\nKEY = "{AWS_KEY}"\nclient = <|fim_suffix|
 RESPONSE = "boto3.client('s3')"
 
 
-def _completion(cid: str = "c1") -> CompletionEvent:
-    return CompletionEvent(
-        id=cid,
-        parent_id=None,
-        uri="file:///a.py",
-        language="python",
-        model="m",
-        template="qwen",
-        mode="single_line",
-        source="model",
-        text=RESPONSE,
-        prompt_chars=len(PROMPT),
-        first_token_ms=5.0,
-        total_ms=9.0,
-        prompt=PROMPT,
-    )
+def _completion(cid: str = "c1", **fields: Any) -> CompletionEvent:
+    values: dict[str, Any] = {
+        "id": cid,
+        "parent_id": None,
+        "uri": "file:///a.py",
+        "language": "python",
+        "model": "m",
+        "template": "qwen",
+        "mode": "single_line",
+        "source": "model",
+        "text": RESPONSE,
+        "prompt_chars": len(PROMPT),
+        "first_token_ms": 5.0,
+        "total_ms": 9.0,
+        "prompt": PROMPT,
+    }
+    values.update(fields)
+    return CompletionEvent(**values)
 
 
 def _call(call_id: str = "k1", **fields: Any) -> ModelCallEvent:
@@ -292,3 +298,81 @@ def test_replays_use_the_same_function(history_url: str) -> None:
     [row] = _rows(history_url, ModelCallRecord)
     assert (row.replay, row.replay_of) == (True, "k1")
     assert row.prompt is not None and AWS_KEY not in row.prompt
+
+
+def _utc(at: datetime) -> datetime:
+    """`at` as aware UTC (SQLite hands back naive UTC, PostgreSQL aware)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def test_rows_keep_the_time_their_event_happened_not_when_it_was_written(
+    writer: HistoryWriter,
+) -> None:
+    # A writer behind by an hour (an outage, say): each event's own time is stored.
+    made = datetime.now(UTC) - timedelta(hours=1)
+    second = timedelta(seconds=1)
+    writer.completion_generated(_completion(at=made))
+    writer.model_call(_call(at=made + second))
+    writer.job(_job(JobState.QUEUED, at=made))
+    writer.job(_job(JobState.FINISHED, duration_ms=2000.0, at=made + 2 * second))
+    writer.survival(SurvivalEvent("c1", 30, 18, 18, at=made + 30 * second))
+    assert writer.flush(30)
+    [completion] = _rows(writer.database_url, CompletionRecord)
+    [call] = _rows(writer.database_url, ModelCallRecord)
+    [job] = _rows(writer.database_url, JobRecord)
+    [check] = _rows(writer.database_url, SurvivalRecord)
+    assert _utc(completion.created_at) == made
+    assert completion.created_day == utc_day(made)
+    assert _utc(call.created_at) == made + second
+    assert (_utc(job.created_at), _utc(job.finished_at)) == (made, made + 2 * second)
+    assert _utc(check.checked_at) == made + 30 * second
+
+
+def test_an_outcome_keeps_the_time_it_was_reported(history_url: str) -> None:
+    writer = HistoryWriter(history_url, handover_s=60)  # held on the loop until flushed
+    writer.start()
+    writer.completion_generated(_completion())
+    assert writer.flush(30)
+    times: dict[str, datetime] = {}
+
+    async def session() -> None:
+        times["before"] = datetime.now(UTC)
+        writer.outcome(completion_id="c1", outcome=Outcome.SHOWN)
+        writer.outcome(completion_id="c1", outcome=Outcome.ACCEPTED)
+        times["after"] = datetime.now(UTC)
+        await asyncio.sleep(0.05)  # written later, at flush: the rows must not say so
+        await asyncio.to_thread(writer.flush, 30)
+
+    asyncio.run(session())
+    writer.close()
+    [completion] = _rows(history_url, CompletionRecord)
+    assert completion.outcome == "accepted"
+    assert times["before"] <= _utc(completion.shown_at) <= _utc(completion.decided_at)
+    assert _utc(completion.decided_at) <= times["after"]
+
+
+def test_endpoints_and_errors_keep_no_credentials(writer: HistoryWriter) -> None:
+    base = "http://alice:Zq8-pass@gpu-box:8000/v1"
+    writer.model_call(
+        _call(
+            endpoint=f"{base}/completions?api_key=k-12345&x=1",
+            error=f"ModelUnavailable: cannot reach {base}/completions?api_key=k-12345: refused",
+        )
+    )
+    writer.job(
+        _job(
+            JobState.FAILED,
+            duration_ms=5.0,
+            error=f"ModelHTTPError: HTTP 401 from {base}/chat/completions (after 3 attempts)",
+        )
+    )
+    assert writer.flush(30)
+    [call] = _rows(writer.database_url, ModelCallRecord)
+    [job] = _rows(writer.database_url, JobRecord)
+    assert call.endpoint == "http://gpu-box:8000/v1/completions"
+    assert call.error == (
+        "ModelUnavailable: cannot reach http://gpu-box:8000/v1/completions: refused"
+    )
+    assert job.error == (
+        "ModelHTTPError: HTTP 401 from http://gpu-box:8000/v1/chat/completions (after 3 attempts)"
+    )
