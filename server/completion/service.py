@@ -25,7 +25,8 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from inference.client import CompletionRequest as ModelRequest
 from inference.client import StreamMeta
@@ -41,6 +42,7 @@ from server.completion.recorder import (
     ModelCallKind,
     Recorder,
     call_error,
+    now,
 )
 from server.completion.typeahead import TypeAheadCache
 from server.completion.types import (
@@ -90,6 +92,8 @@ class _CallDraft:
     total_ms: float
     error: str | None = None
     recorded: bool = False
+    # When the call ended: an unclaimed one is recorded by a timer a second later.
+    ended_at: datetime = field(default_factory=now)
 
     def record(self, recorder: Recorder, completion_id: str | None) -> None:
         if self.recorded:
@@ -114,6 +118,7 @@ class _CallDraft:
                 language=self.language,
                 template=self.template,
                 completion_id=completion_id,
+                at=self.ended_at,
             )
         )
 
