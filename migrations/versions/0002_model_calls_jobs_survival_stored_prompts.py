@@ -15,7 +15,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# Indexes for `zi-coder stats` (server/history/stats_query.py): each GROUP BY reads
+# Indexes for `zi-coder stats` (server/history/stats_*.py): each GROUP BY reads
 # one in its own order and finds its sums in it (bench/history_stats.py measures).
 # The day-led ones hold no time: --since compares it on its first day only.
 COMPLETIONS_STATS = [
@@ -43,6 +43,7 @@ MODEL_CALLS_STATS = [
     "model",
     "created_at",
     "failed",
+    "cancelled",
     "prompt_tokens",
     "completion_tokens",
     "total_ms",
@@ -93,6 +94,7 @@ def upgrade() -> None:
         sa.Column("total_ms", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("failed", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("cancelled", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("replay", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("replay_of", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_model_calls")),
@@ -104,7 +106,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_model_calls_created_at"), ["created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_model_calls_job_id"), ["job_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_model_calls_kind"), ["kind"], unique=False)
-        batch_op.create_index(batch_op.f("ix_model_calls_replay"), ["replay"], unique=False)
         batch_op.create_index(batch_op.f("ix_model_calls_replay_of"), ["replay_of"], unique=False)
         batch_op.create_index("ix_model_calls_stats", MODEL_CALLS_STATS, unique=False)
 
@@ -136,15 +137,26 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("prompt", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("created_day", sa.String(length=10), nullable=True))
     # The completions recorded at 0001: their UTC day (SQLite holds UTC text).
-    if op.get_bind().dialect.name == "sqlite":
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
         op.execute("UPDATE completions SET created_day = substr(created_at, 1, 10)")
     else:
         op.execute(
             "UPDATE completions SET created_day ="
             " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
         )
+    # A server of 0001 may still be writing (another editor window, a team mid-upgrade):
+    # its rows get today's UTC date from the database (models.utc_today).
+    today = "CURRENT_DATE" if sqlite else "to_char(timezone('UTC', now()), 'YYYY-MM-DD')"
     with op.batch_alter_table("completions", schema=None) as batch_op:
-        batch_op.alter_column("created_day", existing_type=sa.String(length=10), nullable=False)
+        batch_op.alter_column(
+            "created_day",
+            existing_type=sa.String(length=10),
+            nullable=False,
+            server_default=sa.text(today),
+        )
+        # Nothing reads completions by outcome alone (stats: ix_completions_stats).
+        batch_op.drop_index("ix_completions_outcome")
         batch_op.create_index("ix_completions_stats", COMPLETIONS_STATS, unique=False)
         batch_op.create_index(
             "ix_completions_source_total_ms", ["source", "total_ms", "created_at"], unique=False
@@ -162,6 +174,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_completions_source_total_ms")
         batch_op.drop_index("ix_completions_stats")
     with op.batch_alter_table("completions", schema=None) as batch_op:
+        batch_op.create_index("ix_completions_outcome", ["outcome"], unique=False)
         batch_op.drop_column("created_day")
         batch_op.drop_column("prompt")
         batch_op.drop_column("text")
@@ -172,7 +185,6 @@ def downgrade() -> None:
     with op.batch_alter_table("model_calls", schema=None) as batch_op:
         batch_op.drop_index("ix_model_calls_stats")
         batch_op.drop_index(batch_op.f("ix_model_calls_replay_of"))
-        batch_op.drop_index(batch_op.f("ix_model_calls_replay"))
         batch_op.drop_index(batch_op.f("ix_model_calls_kind"))
         batch_op.drop_index(batch_op.f("ix_model_calls_job_id"))
         batch_op.drop_index(batch_op.f("ix_model_calls_created_at"))

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from server.commands.stats import Duration, masked, parse_duration
+from server.commands.moments import Duration, parse_duration
+from server.commands.stats import masked
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
@@ -78,6 +79,7 @@ def run_prune(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from server.commands import fail
+    from server.errors import describe
     from server.settings import Settings
 
     duration: Duration = args.older_than
@@ -94,7 +96,9 @@ def run_prune(args: argparse.Namespace) -> int:
     except NotAtHeadError as exc:
         return fail(f"history prune: the history database {shown_url} {exc}")
     except (SQLAlchemyError, ImportError, OSError) as exc:  # a bad URL, no driver, no server
-        return fail(f"history prune: cannot prune the history database {shown_url}: {_why(exc)}")
+        return fail(
+            f"history prune: cannot prune the history database {shown_url}: {describe(exc)}"
+        )
     sys.stdout.write(summary(counts, duration=duration, before=before, dry_run=args.dry_run))
     return 0
 
@@ -244,11 +248,3 @@ def _missing_sqlite_file(url: str) -> bool:
     if database.startswith("file:"):
         return False  # a SQLite URI names its own mode
     return database in ("", ":memory:") or not Path(database).expanduser().is_file()
-
-
-def _why(exc: BaseException) -> str:
-    # SQLAlchemy wraps the driver's error; its own text adds SQL and a link on more lines.
-    inner = getattr(exc, "orig", None)
-    shown = inner if isinstance(inner, BaseException) else exc
-    text = str(shown).strip()
-    return f"{type(shown).__name__}: {text.splitlines()[0] if text else '(no detail)'}"

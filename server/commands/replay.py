@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-from server.commands.stats import parse_duration
+from server.commands.moments import Moment, since_type, until_type
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,41 +93,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     replay.set_defaults(run=run)
 
 
-@dataclass(frozen=True, slots=True)
-class Moment:
-    text: str
-    at: datetime
-
-
-def since_type(text: str) -> Moment:
-    return _moment(text, end_of_day=False)
-
-
-def until_type(text: str) -> Moment:
-    return _moment(text, end_of_day=True)
-
-
-def _moment(text: str, *, end_of_day: bool) -> Moment:
-    """A duration back from now (as ``stats --since``) or an ISO date or time (UTC if naive)."""
-    value = text.strip()
-    if value[:1].isdigit() and value[-1:].lower() in "mhdw" and value[:-1].isdigit():
-        return Moment(value, datetime.now(UTC) - parse_duration(value).delta)
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        pass
-    else:
-        at = datetime.combine(day, time(), tzinfo=UTC)
-        return Moment(value, at + timedelta(days=1) if end_of_day else at)
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration like 30m, 12h, 7d or 2w, or a date like 2025-01-31, got {text!r}"
-        ) from None
-    return Moment(value, at if at.tzinfo else at.replace(tzinfo=UTC))
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -144,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from server.commands import configure_cli_logging, fail
-    from server.commands.stats import _describe, masked
+    from server.commands.stats import masked
     from server.completion.recorder import ModelCallKind
+    from server.errors import describe
     from server.history.database import SchemaTooNewError
     from server.history.replay import ReplayFilter
     from server.settings import Settings
@@ -170,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         selection = _select(url, filters)
     except (SQLAlchemyError, ImportError, OSError) as exc:
-        return fail(f"replay: cannot read the history database {shown_url}: {_describe(exc)}")
+        return fail(f"replay: cannot read the history database {shown_url}: {describe(exc)}")
     if selection is None or not selection.calls:
         note = (
             f"no recorded model calls yet at {shown_url}"
@@ -186,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     except SchemaTooNewError as exc:
         return fail(f"replay: {exc} ({shown_url})")
     except (SQLAlchemyError, ImportError, OSError) as exc:
-        return fail(f"replay: cannot write to the history database {shown_url}: {_describe(exc)}")
+        return fail(f"replay: cannot write to the history database {shown_url}: {describe(exc)}")
     try:
         results = _run(settings, selection, args.concurrency, record)
     finally:
@@ -234,7 +199,7 @@ def _recorder(
 
     from sqlalchemy.orm import Session
 
-    from server.commands.stats import _describe
+    from server.errors import describe
     from server.history import repository
     from server.history.database import create_engine_for, upgrade_to_head
 
@@ -258,7 +223,7 @@ def _recorder(
                 )
         except Exception as exc:  # the replay's figures stay valid; say so at the end
             with lock:
-                failures.append(_describe(exc))
+                failures.append(describe(exc))
 
     def close() -> str:
         engine.dispose()

@@ -1,4 +1,4 @@
-"""``zi-coder stats [--since DURATION] [--json] [--html FILE]``: the history's figures.
+"""``zi-coder stats [--since WHEN] [--json] [--html FILE]``: the history's figures.
 
 Reads the history database the language server writes (``ZI_DATABASE_URL``,
 else the SQLite file in the user data directory: ``server.history.location``)
@@ -24,11 +24,12 @@ import gc
 import json
 import re
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from server.commands.moments import Moment, since_type
+
 if TYPE_CHECKING:
+    from datetime import datetime
     from pathlib import Path
 
     from sqlalchemy.engine import Connection, Engine
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 # other tables, which take about as long together), and tries at a shared snapshot.
 _READERS = 2
 _SNAPSHOT_TRIES = 5
-
-_DURATION = re.compile(r"(\d+)([mhdw])")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 # -- the command -----------------------------------------------------------------
@@ -55,9 +53,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     stats.add_argument(
         "--since",
-        metavar="DURATION",
-        type=parse_duration,
-        help="only completions of the last DURATION, e.g. 30m, 12h, 7d, 2w (default: all time)",
+        metavar="WHEN",
+        type=since_type,
+        help="only what was created from WHEN on: a duration back from now (30m, 12h, 7d, "
+        "2w) or a UTC date or time (2025-01-31, 2025-01-31T14:00) (default: all time)",
     )
     stats.add_argument("--json", action="store_true", help="print the figures as JSON")
     stats.add_argument(
@@ -87,22 +86,20 @@ def _run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from server.commands import fail, say
+    from server.errors import describe
     from server.history.location import database_url_from_environment
     from server.history.stats import Stats, to_json
 
-    duration: Duration | None = args.since
+    moment: Moment | None = args.since
     url = database_url_from_environment()  # not Settings: pydantic alone takes 0.3 s
-    since: datetime | None = None
-    period = "all time"
-    if duration is not None:
-        since = datetime.now(UTC) - duration.delta
-        period = f"last {duration.text}, since {since:%Y-%m-%d %H:%M} UTC"
+    since = None if moment is None else moment.at
+    period = "all time" if moment is None else _period(moment)
     shown_url = masked(url)
     html: Path | None = args.html
     try:
         stats = read_stats(url, since=since, histogram=html is not None)
     except (SQLAlchemyError, ImportError, OSError) as exc:  # a bad URL, no driver, no server
-        return fail(f"stats: cannot read the history database {shown_url}: {_describe(exc)}")
+        return fail(f"stats: cannot read the history database {shown_url}: {describe(exc)}")
     note = None if stats is not None else f"no history yet at {shown_url}"
     stats = stats or Stats.empty()
     if html is not None:
@@ -112,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             _write_atomically(html, page)
         except OSError as exc:
-            return fail(f"stats: cannot write {html}: {_describe(exc)}")
+            return fail(f"stats: cannot write {html}: {describe(exc)}")
     if args.json:
         out = json.dumps(to_json(stats, url=shown_url, since=since, note=note), indent=2)
         sys.stdout.write(out + "\n")
@@ -159,24 +156,9 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-@dataclass(frozen=True, slots=True)
-class Duration:
-    text: str
-    delta: timedelta
-
-
-def parse_duration(text: str) -> Duration:
-    """``30m``, ``12h``, ``7d`` or ``2w``, as argparse's ``type`` (errors exit 2)."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    problem = f"expected a duration like 30m, 12h, 7d or 2w, got {text!r}"
-    if match is None or int(match[1]) == 0:
-        raise argparse.ArgumentTypeError(problem)
-    try:
-        delta = timedelta(**{_UNITS[match[2]]: int(match[1])})
-        datetime.now(UTC) - delta  # the start must stay within datetime's range
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"{text!r} reaches back too far") from None
-    return Duration(text=match[0], delta=delta)
+def _period(moment: Moment) -> str:
+    since = f"since {moment.at:%Y-%m-%d %H:%M} UTC"
+    return since if moment.ago is None else f"last {moment.ago.text}, {since}"
 
 
 # -- reading ------------------------------------------------------------------------
@@ -286,15 +268,3 @@ def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
-
-
-def _describe(exc: BaseException) -> str:
-    # SQLAlchemy wraps the driver's error; its own text adds SQL and a link on more lines.
-    inner = getattr(exc, "orig", None)
-    shown = inner if isinstance(inner, BaseException) else exc
-    return f"{type(shown).__name__}: {_one_line(shown)}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "(no detail)"

@@ -182,7 +182,9 @@ class CompletionService:
                 template=parent.template,
                 parent_id=parent.id,
             )
-            self.outcomes.produced(completion.id, uri)
+            # Its outcome is the suggestion's too: the user took one suggestion, not two.
+            typed = len(parent.text) - len(rest)
+            self.outcomes.produced(completion.id, uri, parent_id=parent.id, typed=typed)
             self._record(request, completion, started, None, 0)
             return completion
 

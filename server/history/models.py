@@ -26,7 +26,9 @@ from sqlalchemy import (
     Text,
     false,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,9 +53,40 @@ def _created_day(context: Any) -> str:
     return utc_day(context.get_current_parameters()["created_at"])
 
 
+# The error of a model call cancelled by its caller (server.completion.recorder.call_error):
+# while the user types, shared calls are cancelled all the time; that is no failure.
+CANCELLED = "cancelled"
+
+
 def _failed(context: Any) -> bool:
-    """The default of ``model_calls.failed``: whether the row has an error."""
-    return context.get_current_parameters().get("error") is not None
+    """The default of ``model_calls.failed``: whether the row has an error, other
+    than a cancellation."""
+    return context.get_current_parameters().get("error") not in (None, CANCELLED)
+
+
+def _cancelled(context: Any) -> bool:
+    """The default of ``model_calls.cancelled``: whether the call was cancelled."""
+    return bool(context.get_current_parameters().get("error") == CANCELLED)
+
+
+class utc_today(FunctionElement[str]):  # lower case, as SQLAlchemy names its functions
+    """Today's UTC date as ``YYYY-MM-DD`` text, computed by the database: the server
+    default of ``completions.created_day``, for rows that do not give it (a server of
+    migration 0001 still writing to a history upgraded under it)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_today)
+def _utc_today_sqlite(element: utc_today, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_DATE"  # SQLite's is UTC, YYYY-MM-DD
+
+
+@compiles(utc_today, "postgresql")
+def _utc_today_postgresql(element: utc_today, compiler: Any, **kw: Any) -> str:
+    # CURRENT_DATE would be the session's time zone's date, in its DateStyle.
+    return "to_char(timezone('UTC', now()), 'YYYY-MM-DD')"
 
 
 class CompletionRecord(Base):
@@ -84,8 +117,11 @@ class CompletionRecord(Base):
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # created_at's UTC date, YYYY-MM-DD: what the statistics group by, the same text
-    # on every database (filled from created_at when not given).
-    created_day: Mapped[str] = mapped_column(String(10), default=_created_day)
+    # on every database (filled from created_at when not given; by the database,
+    # today's, for a writer that does not know the column).
+    created_day: Mapped[str] = mapped_column(
+        String(10), default=_created_day, server_default=utc_today()
+    )
     uri: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(255))
@@ -96,7 +132,7 @@ class CompletionRecord(Base):
     prompt_chars: Mapped[int] = mapped_column(Integer)
     first_token_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float] = mapped_column(Float)
-    outcome: Mapped[str] = mapped_column(String(24), index=True)
+    outcome: Mapped[str] = mapped_column(String(24))
     accepted_length: Mapped[int | None] = mapped_column(Integer)
     shown_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -118,6 +154,7 @@ class ModelCallRecord(Base):
             "model",
             "created_at",
             "failed",
+            "cancelled",
             "prompt_tokens",
             "completion_tokens",
             "total_ms",
@@ -145,10 +182,13 @@ class ModelCallRecord(Base):
     first_token_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
-    # error is not None: what the statistics count (the error's text is no index key).
+    # What the statistics count (the error's text is no index key): an error other
+    # than a cancellation (failed), a cancellation (cancelled, with error "cancelled").
     failed: Mapped[bool] = mapped_column(Boolean, default=_failed, server_default=false())
-    # Replays (zi-coder replay) are recorded too, and never counted as live traffic.
-    replay: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=_cancelled, server_default=false())
+    # Replays (zi-coder replay) are recorded too, and never counted as live traffic
+    # (queries on it alone use ix_model_calls_stats, which it leads).
+    replay: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     replay_of: Mapped[str | None] = mapped_column(String(32), index=True)
 
 

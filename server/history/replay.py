@@ -91,9 +91,10 @@ class Selection:
 
 def select_calls(*, session: Session, filters: ReplayFilter) -> Selection:
     """The newest `filters.limit` replayable calls matching `filters`, and the counts."""
-    from sqlalchemy import case, func, select
+    from sqlalchemy import func, select
     from sqlalchemy.sql.elements import ColumnElement
 
+    from server.history.aggregates import count_where as count
     from server.history.models import ModelCallRecord as M
 
     conditions: list[ColumnElement[bool]] = [M.replay.is_(False)]
@@ -108,10 +109,6 @@ def select_calls(*, session: Session, filters: ReplayFilter) -> Selection:
     if filters.language is not None:
         conditions.append(M.language == filters.language)
     replayable = M.prompt.is_not(None) & M.error.is_(None)
-
-    def count(condition: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
     matched, without_prompt, failed, usable = session.execute(
         select(
             func.count(M.id),

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from server.completion import model_call
 from server.completion.recorder import ModelCallEvent, ModelCallKind, call_error
 from server.completion.types import Mode
+from server.errors import describe
 from server.history.replay import CallResult, RecordedCall, review_validates
 from server.notify import Level, Notifier
 
@@ -111,7 +112,7 @@ class Replayer:
                 return await self._completion(call)
             return await self._chat(call)
         except (ModelError, ValueError) as exc:
-            return CallResult(call, error=_one_line(exc))
+            return CallResult(call, error=describe(exc))
         except Exception as exc:  # a bug costs one call, never the report
             log.debug("replay of %s failed", call.id, exc_info=True)
             return CallResult(call, error=f"internal error: {exc!r}")
@@ -156,7 +157,7 @@ class Replayer:
         try:
             raw, first = await _read(backend.stream(request, meta), mode, around, started)
         except ModelError as exc:
-            error, stored_error = _one_line(exc), call_error(exc)
+            error, stored_error = describe(exc), call_error(exc)
         total = _ms_since(started)
         replay_id = None
         if meta.sent:  # else refused before sending (breaker open, 429 pause): no call made
@@ -240,7 +241,7 @@ class Replayer:
         try:
             answer = await chat(client, request)
         except ModelError as exc:
-            error, stored_error, total = _one_line(exc), call_error(exc), _ms_since(started)
+            error, stored_error, total = describe(exc), call_error(exc), _ms_since(started)
             sent = not isinstance(exc, ModelPaused)  # the breaker refused it: never sent
         else:
             text, finish, first, total = (
@@ -455,12 +456,6 @@ def _mode_of(params: dict[str, Any]) -> Mode | None:
         if any(end in stop for end in model_call.MULTI_LINE_STOPS):
             return Mode.MULTI_LINE
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return first
 
 
 def _ms_since(started: float) -> float:

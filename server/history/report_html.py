@@ -17,12 +17,21 @@ from html import escape
 
 from server.history import report_svg
 from server.history.report_text import (
+    CALLS_CAPTION,
+    CALLS_HEADERS,
+    LATENCY_HEADERS,
+    LATENCY_TITLE,
     SOURCE_NAMES,
+    TOKENS_CAPTION,
     cache_line,
+    calls_rows,
     checkpoint_label,
     kept_column,
     kept_line,
+    latency_rows,
+    ms,
     rate,
+    typeahead_line,
 )
 from server.history.stats import Calls, Group, Stats
 
@@ -79,6 +88,7 @@ def render_html(
         "",
         _calls_table("Live model calls, by kind and model", stats.calls)
         + _calls_table("Replays (zi-coder replay), not counted above", stats.replays)
+        + f"<p>{escape(CALLS_CAPTION)} {escape(TOKENS_CAPTION)}</p>"
         + _sources_table(stats),
     )
     body += _section("Jobs", "", _jobs_table(stats))
@@ -124,8 +134,8 @@ def _summary(stats: Stats) -> list[str]:
         ("Cache hit rate", rate(stats.cache_hit_rate), f"of {t.generated:,} generated"),
         (
             "Latency p50 / p90 / p99",
-            _ms(latency.median_ms),
-            f"p90 {_ms(latency.p90_ms)}, p99 {_ms(latency.p99_ms)}",
+            ms(latency.median_ms),
+            f"p90 {ms(latency.p90_ms)}, p99 {ms(latency.p99_ms)}",
         ),
         ("Characters accepted", f"{t.characters_accepted:,}", f"{t.undecided:,} undecided"),
     ]
@@ -133,7 +143,7 @@ def _summary(stats: Stats) -> list[str]:
         f"<div><dt>{escape(name)}</dt><dd>{escape(value)}<small>{escape(detail)}</small></dd></div>"
         for name, value, detail in cards
     ]
-    lines = [escape(kept_line(stats)), escape(cache_line(stats))]
+    lines = [escape(line) for line in (kept_line(stats), cache_line(stats), typeahead_line(stats))]
     return [
         "<section>",
         "<h2>Summary</h2>",
@@ -197,8 +207,8 @@ def _latency_plot(stats: Stats) -> str:
     ]
     description = (
         f"Total time of {latency.count:,} model-served completions in bins of "
-        f"{h.width_ms:g} ms: median {_ms(latency.median_ms)}, p90 {_ms(latency.p90_ms)}, "
-        f"p99 {_ms(latency.p99_ms)}; {h.overflow:,} at or above "
+        f"{h.width_ms:g} ms: median {ms(latency.median_ms)}, p90 {ms(latency.p90_ms)}, "
+        f"p99 {ms(latency.p99_ms)}; {h.overflow:,} at or above "
         f"{h.width_ms * len(h.counts):g} ms."
     )
     svg = report_svg.histogram(
@@ -288,29 +298,11 @@ def _groups_table(stats: Stats, which: str) -> str:
 
 
 def _latency_table(stats: Stats) -> str:
-    rows = [
-        [name, f"{lat.count:,}", _ms(lat.median_ms), _ms(lat.p90_ms), _ms(lat.p99_ms)]
-        for name, lat in (("Total", stats.latency), ("First token", stats.first_token))
-    ]
-    headers = ["", "Completions", "p50", "p90", "p99"]
-    return _table("Latency of model-served completions", headers, rows)
+    return _table(LATENCY_TITLE, LATENCY_HEADERS, latency_rows(stats))
 
 
 def _calls_table(caption: str, calls: Sequence[Calls]) -> str:
-    headers = ["Kind", "Model", "Calls", "Errors", "Prompt tokens", "Output tokens", "Mean"]
-    rows = [
-        [
-            c.kind,
-            c.model,
-            f"{c.calls:,}",
-            f"{c.errors:,}",
-            f"{c.prompt_tokens:,}",
-            f"{c.completion_tokens:,}",
-            _ms(c.mean_ms),
-        ]
-        for c in calls
-    ]
-    return _table(caption, headers, rows)
+    return _table(caption, CALLS_HEADERS, calls_rows(calls))
 
 
 def _sources_table(stats: Stats) -> str:
@@ -323,13 +315,9 @@ def _sources_table(stats: Stats) -> str:
         ]
         for source, n in stats.sources
     ]
-    return _table("Where completions came from", ["Source", "Completions", "Share"], rows)
+    return _table("Where suggestions came from", ["Source", "Suggestions", "Share"], rows)
 
 
 def _jobs_table(stats: Stats) -> str:
-    rows = [[j.kind, j.status, f"{j.count:,}", _ms(j.mean_duration_ms)] for j in stats.jobs]
+    rows = [[j.kind, j.status, f"{j.count:,}", ms(j.mean_duration_ms)] for j in stats.jobs]
     return _table("Jobs, by kind and status", ["Kind", "Status", "Jobs", "Mean duration"], rows)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f} ms"

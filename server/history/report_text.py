@@ -11,6 +11,7 @@ piped (the editor, a file) the same characters without colour codes at
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from server.history.stats import Calls, Counts, Group, Kept, Latency, Stats
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 PIPED_WIDTH = 100
 MAX_DAYS = 31  # the text shows the last days; --json and --html have them all
-SOURCE_NAMES = {"typeahead": "type-ahead", "shared_cache": "shared cache", "joined": "joined"}
+SOURCE_NAMES = {"shared_cache": "shared cache", "joined": "joined"}
 
 
 def render_text(
@@ -62,9 +63,10 @@ def write_text(
     if stats.latency.count:
         tables.append(_latency_table(stats))
     if stats.calls:
-        tables.append(_calls_table("Model calls", stats.calls))
+        tables += _calls_tables("Model calls", "model calls", stats.calls)
     if stats.replays:
-        tables.append(_calls_table("Replays (zi-coder replay; not counted above)", stats.replays))
+        title = "Replays (zi-coder replay; not counted above)"
+        tables += _calls_tables(title, "replays", stats.replays)
     if stats.jobs:
         tables.append(_jobs_table(stats))
     for table in tables:
@@ -92,6 +94,7 @@ def summary_lines(stats: Stats, *, url: str, period: str, note: str | None = Non
         f"({stats.first_token.count} completions)",
         kept_line(stats),
         cache_line(stats),
+        typeahead_line(stats),
     ]
     return lines
 
@@ -121,6 +124,13 @@ def cache_line(stats: Stats) -> str:
     return (
         f"Cache hit rate: {rate(stats.cache_hit_rate)} ({stats.cache_hits} of {generated} "
         f"without a model call{detail})"
+    )
+
+
+def typeahead_line(stats: Stats) -> str:
+    return (
+        f"Answered by type-ahead: {stats.typeahead} requests "
+        "(typing along a shown suggestion; not counted as suggestions)"
     )
 
 
@@ -199,37 +209,73 @@ def _group_figures(counts: Counts, kept: Kept) -> list[str]:
 
 
 def _latency_table(stats: Stats) -> Table:
-    table = _table("Latency of model-served completions", ["", "Completions", "p50", "p90", "p99"])
-    for name, latency in (("Total", stats.latency), ("First token", stats.first_token)):
-        values = (latency.median_ms, latency.p90_ms, latency.p99_ms)
-        table.add_row(*_cells(name, f"{latency.count:,}", *(_ms(v) for v in values)))
+    table = _table(LATENCY_TITLE, LATENCY_HEADERS)
+    for row in latency_rows(stats):
+        table.add_row(*_cells(*row))
     return table
 
 
-def _calls_table(title: str, calls: tuple[Calls, ...]) -> Table:
-    columns = ["Kind", "Model", "Calls", "Errors", "Prompt tokens", "Output tokens", "Mean"]
-    table = _table(title, columns, text=2)
-    for c in calls:
-        table.add_row(
-            *_cells(
-                c.kind,
-                c.model,
-                f"{c.calls:,}",
-                f"{c.errors:,}",
-                f"{c.prompt_tokens:,}",
-                f"{c.completion_tokens:,}",
-                _ms(c.mean_ms),
-            )
-        )
-    return table
+def _calls_tables(title: str, what: str, calls: tuple[Calls, ...]) -> list[Table]:
+    """The calls, then their tokens: one table of all of it would not fit in 100 columns."""
+    rows = calls_rows(calls)
+    tables = []
+    for name, columns, caption in (
+        (title, _CALL_COLUMNS, CALLS_CAPTION),
+        (f"Tokens of the {what}", _TOKEN_COLUMNS, TOKENS_CAPTION),
+    ):
+        table = _table(name, [CALLS_HEADERS[i] for i in columns], caption, text=2)
+        for row in rows:
+            table.add_row(*_cells(*(row[i] for i in columns)))
+        tables.append(table)
+    return tables
 
 
 def _jobs_table(stats: Stats) -> Table:
     table = _table("Jobs", ["Kind", "Status", "Jobs", "Mean duration"], text=2)
     for j in stats.jobs:
-        table.add_row(*_cells(j.kind, j.status, f"{j.count:,}", _ms(j.mean_duration_ms)))
+        table.add_row(*_cells(j.kind, j.status, f"{j.count:,}", ms(j.mean_duration_ms)))
     return table
 
 
-def _ms(value: float | None) -> str:
+# -- rows both reports show ----------------------------------------------------------------
+
+LATENCY_TITLE = "Latency of model-served completions"
+LATENCY_HEADERS = ["", "Completions", "p50", "p90", "p99"]
+CALLS_HEADERS = [
+    *("Kind", "Model", "Calls", "Errors", "Cancelled", "Mean"),
+    *("Prompt tokens", "Output tokens", "Tokens reported by"),
+]
+CALLS_CAPTION = "Cancelled: superseded while typing; not errors, not in the mean."
+TOKENS_CAPTION = "Sums of the calls that reported usage (a stream read to its end)."
+_CALL_COLUMNS = (0, 1, 2, 3, 4, 5)
+_TOKEN_COLUMNS = (0, 1, 6, 7, 8)
+
+
+def latency_rows(stats: Stats) -> list[list[str]]:
+    return [
+        [name, f"{lat.count:,}", ms(lat.median_ms), ms(lat.p90_ms), ms(lat.p99_ms)]
+        for name, lat in (("Total", stats.latency), ("First token", stats.first_token))
+    ]
+
+
+def calls_rows(calls: Sequence[Calls]) -> list[list[str]]:
+    """One row per kind and model, :data:`CALLS_HEADERS`' cells. The token sums are
+    those of the calls that reported usage (a stream stopped early reports none)."""
+    return [
+        [
+            c.kind,
+            c.model,
+            f"{c.calls:,}",
+            f"{c.errors:,}",
+            f"{c.cancelled:,}",
+            ms(c.mean_ms),
+            f"{c.prompt_tokens:,}",
+            f"{c.completion_tokens:,}",
+            f"{c.with_tokens:,} of {c.calls:,} calls",
+        ]
+        for c in calls
+    ]
+
+
+def ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"

@@ -52,7 +52,7 @@ from server.completion.recorder import (
     SurvivalEvent,
 )
 from server.completion.types import Outcome
-from server.history.models import CompletionRecord, utc_day
+from server.history.models import CANCELLED, CompletionRecord, utc_day
 from server.history.statements import MAY_REPLACE_PARAMS, Statements, statements
 
 if TYPE_CHECKING:
@@ -177,7 +177,8 @@ def model_call_row(event: ModelCallEvent, at: datetime, store_prompts: bool) -> 
         "first_token_ms": event.first_token_ms,
         "total_ms": event.total_ms,
         "error": safe_error(event.error),
-        "failed": event.error is not None,
+        "failed": event.error not in (None, CANCELLED),
+        "cancelled": event.error == CANCELLED,
         "replay": event.replay_of is not None,
         "replay_of": event.replay_of,
     }

@@ -1,45 +1,62 @@
 """What became of the completions: the figures of ``zi-coder stats``, and their JSON.
 
 The figures are frozen dataclasses (:class:`Stats` and its parts), read by
-``stats_query.py`` (grouped queries, SQLite and PostgreSQL); :func:`to_json` is
+``stats_query.py`` (grouped queries, SQLite and PostgreSQL; the percentiles in
+``stats_percentiles.py``); :func:`to_json` is
 their ``--json`` form, the text report is ``report_text.py``, the HTML one
 ``report_html.py``. The command line and opening the database read-only are in
 ``server/commands/stats.py``.
 
 Definitions. Every row of ``completions`` is a suggestion the server produced
-(requests that yielded no text are not recorded), ``generated`` counts them.
-*Shown*: any outcome past ``generated`` (shown, accepted, partially accepted,
-rejected: an outcome only moves forward, and an accepted or rejected suggestion
-was seen, even from clients that do not report "shown"). *Undecided*: shown, but
-neither accepted nor rejected (yet). Acceptance rate = (accepted + partially
-accepted) / shown. Characters accepted = the full text of accepted suggestions
-plus ``accepted_length`` of partially accepted ones. *Kept*: of the characters
+(requests that yielded no text are not recorded), ``generated`` counts them,
+except type-ahead continuations: while the user types along a shown suggestion,
+each keystroke's request is answered with the rest of it (``source``
+``typeahead``, ``parent_id`` naming the suggestion, its *root*). A continuation
+is no new suggestion: when one is accepted or rejected, its root is recorded
+with that outcome too (``server.completion.outcomes``), and the figures count
+the roots alone; the continuations are only counted, as requests *answered by
+type-ahead*. *Shown*: any outcome past ``generated`` (shown, accepted, partially
+accepted, rejected: an outcome only moves forward, and an accepted or rejected
+suggestion was seen, even from clients that do not report "shown").
+*Undecided*: shown, but neither accepted nor rejected (yet). Acceptance rate =
+(accepted + partially accepted) / shown. Characters accepted = the full text of
+accepted suggestions plus ``accepted_length`` of partially accepted ones: the
+characters of the suggestions that went into the document as suggested, whether
+typed along them or inserted by accepting (a suggestion taken after typing 5 of
+its 20 characters counts 20, as when taken at once). *Kept*: of the characters
 accepted, how many are still in the document at the survival checkpoint: 600 s
 (10 min) when the history has checks at 600 s, else its largest checkpoint
 (``history.survival_checkpoints_s`` may differ); checks made after the document
-was closed judge nothing and are only counted. *Cache hit rate*: completions
-whose ``source`` is not ``model`` (the type-ahead, the shared cache, and requests
-joined to an identical one in flight: none made a model call of its own) over
-all generated. Latency figures cover only completions served by the model
-(``source = "model"``). Percentiles interpolate linearly between ranks (numpy's
-default). Days are UTC dates. Model calls made by ``zi-coder replay`` (``replay``
-true) are listed apart and never counted with live calls; a replay records no
-completion, so acceptance never includes one. ``--since`` keeps completions,
-calls and jobs created at or after the moment (survival: that of completions).
+was closed judge nothing and are only counted; the checkpoint is the latest
+with a check that judged something. *Cache hit rate*: suggestions whose
+``source`` is not ``model`` (the shared cache, and requests joined to an
+identical one in flight: none made a model call of its own) over all generated.
+Latency figures cover only completions served by the model (``source =
+"model"``). Percentiles interpolate linearly between ranks (numpy's default).
+Days are UTC dates. Model calls: *errors* are failed calls, not those cancelled
+by their caller (superseded while the user typed), which are counted apart and
+left out of the mean time; token sums add what the calls reported, and only a
+stream read to its end reports usage (``with_tokens`` says how many did). Model
+calls made by ``zi-coder replay`` (``replay`` true) are listed apart and never
+counted with live calls; a replay records no completion, so acceptance never
+includes one. ``--since`` keeps completions, calls and jobs created at or after
+the moment (survival: that of completions).
 
 JSON keys (``--json``). Top level: ``database`` (URL, password hidden), ``since``
 (ISO 8601 UTC or null), ``note`` (string or null), the *counts* (below) of all
-completions, ``kept`` (below, plus ``checkpoint_s``: the checkpoint used, null
+suggestions, ``kept`` (below, plus ``checkpoint_s``: the checkpoint used, null
 without survival checks, and ``documents_closed``: checks that could not judge),
-``sources`` (``{source: completions}``, e.g. ``model``, ``typeahead``,
-``shared_cache``, ``joined``), ``cache_hit_rate`` (fraction, null when nothing
-was generated), ``latency_ms`` and ``first_token_ms`` (each ``{"count",
-"median", "p90", "p99"}``, milliseconds to 0.1, null when the count is 0), then
-three lists of *groups*: ``languages`` (most shown first), ``models`` (same),
-``days`` (oldest first); ``model_calls`` and ``replays`` (lists of ``{"kind",
-"model", "calls", "errors", "prompt_tokens", "completion_tokens", "mean_ms"}``,
-most calls first; token sums count the calls that reported them), and ``jobs``
-(``{"kind", "status", "count", "mean_duration_ms"}``).
+``sources`` (``{source: suggestions}``: ``model``, ``shared_cache``,
+``joined``), ``cache_hit_rate`` (fraction, null when nothing was generated),
+``answered_by_typeahead`` (type-ahead continuations), ``latency_ms`` and
+``first_token_ms`` (each ``{"count", "median", "p90", "p99"}``, milliseconds to
+0.1, null when the count is 0), then three lists of *groups*: ``languages``
+(most shown first), ``models`` (same), ``days`` (oldest first); ``model_calls``
+and ``replays`` (lists of ``{"kind", "model", "calls", "errors", "cancelled",
+"prompt_tokens", "completion_tokens", "with_tokens", "mean_ms"}``, most calls
+first: the token sums are those of the ``with_tokens`` calls that reported
+usage; ``mean_ms`` leaves the cancelled out), and ``jobs`` (``{"kind",
+"status", "count", "mean_duration_ms"}``).
 
 - *counts*: ``generated``, ``shown``, ``accepted``, ``partially_accepted``,
   ``rejected``, ``undecided``, ``acceptance_rate`` (fraction 0..1, null when
@@ -162,10 +179,12 @@ class Calls:
     kind: str
     model: str
     calls: int
-    errors: int
+    errors: int  # failed, cancellations not included
+    cancelled: int
     prompt_tokens: int
     completion_tokens: int
-    mean_ms: float | None
+    with_tokens: int  # calls that reported their usage: the token sums are theirs
+    mean_ms: float | None  # cancelled calls left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +206,8 @@ class Stats:
     kept: Kept = Kept()
     checkpoint_s: int | None = None  # None: no survival check recorded
     documents_closed: int = 0
-    sources: tuple[tuple[str, int], ...] = ()  # (source, completions), most first
+    sources: tuple[tuple[str, int], ...] = ()  # (source, suggestions), most first
+    typeahead: int = 0  # requests answered by type-ahead continuations
     calls: tuple[Calls, ...] = ()
     replays: tuple[Calls, ...] = ()
     jobs: tuple[Jobs, ...] = ()
@@ -240,6 +260,7 @@ def to_json(
         },
         "sources": dict(stats.sources),
         "cache_hit_rate": stats.cache_hit_rate,
+        "answered_by_typeahead": stats.typeahead,
         "latency_ms": _latency_json(stats.latency),
         "first_token_ms": _latency_json(stats.first_token),
         "languages": [_group_json("language", g) for g in stats.languages],
@@ -291,8 +312,10 @@ def _calls_json(c: Calls) -> dict[str, Any]:
         "model": c.model,
         "calls": c.calls,
         "errors": c.errors,
+        "cancelled": c.cancelled,
         "prompt_tokens": c.prompt_tokens,
         "completion_tokens": c.completion_tokens,
+        "with_tokens": c.with_tokens,
         "mean_ms": _ms(c.mean_ms),
     }
 

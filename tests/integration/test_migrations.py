@@ -96,6 +96,22 @@ def test_up_from_empty_down_to_base_and_up_again(engine: Engine) -> None:
     assert _revision(engine) == HEAD
 
 
+def _indexes(engine: Engine, table: str) -> set[str]:
+    return {index["name"] or "" for index in sa.inspect(engine).get_indexes(table)}
+
+
+def test_down_to_0001_is_the_schema_0001_built(engine: Engine) -> None:
+    _migrate(engine, "upgrade", "0001")
+    at_0001 = _indexes(engine, "completions")
+    _migrate(engine, "upgrade", "head")
+    assert "ix_completions_outcome" not in _indexes(engine, "completions")  # no query uses it
+    assert "ix_model_calls_replay" not in _indexes(engine, "model_calls")  # ix_..._stats leads
+
+    _migrate(engine, "downgrade", "0001")
+    assert _indexes(engine, "completions") == at_0001
+    assert "created_day" not in {c["name"] for c in sa.inspect(engine).get_columns("completions")}
+
+
 def test_upgrade_to_head_is_idempotent(engine: Engine) -> None:
     upgrade_to_head(engine)
     upgrade_to_head(engine)

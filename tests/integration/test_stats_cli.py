@@ -3,15 +3,22 @@
 The fixture history (figures worked out by hand in each test); "now" is when it
 was written, every row but `old` is 1 h old, `old` 10 days:
 
-    completions
-    id   language  source     outcome             text  accepted  total ms  first token
-    py1  python    model      accepted            6     -         40        10
-    py2  python    model      partially_accepted  9     3         20        5
-    py3  python    model      rejected            4     -         30        8
-    py4  python    model      shown (undecided)   4     -         60        12
-    rs1  rust      model      rejected            5     -         100       50
-    rs2  rust      typeahead  generated           2     -         0.5       -
-    old  python    model      accepted            20    -         1000      200
+    completions (suggestions)
+    id   language  source        outcome             text  accepted  total ms  first token
+    py1  python    model         accepted            6     -         40        10
+    py2  python    model         partially_accepted  9     3         20        5
+    py3  python    model         rejected            4     -         30        8
+    py4  python    model         shown (undecided)   4     -         60        12
+    ta   python    model         accepted            12    -         50        15
+    rs1  rust      model         rejected            5     -         100       50
+    rs2  rust      shared_cache  generated           2     -         0.5       -
+    old  python    model         accepted            20    -         1000      200
+
+    type-ahead: `ta` ("return a + b") was shown; the user typed "re" ("turn a + b"
+    answered by type-ahead, ta1), then "t" ("urn a + b", ta2), and took ta2 with
+    Tab. server.completion.outcomes (run here) records ta1 and ta2 shown, ta2
+    accepted, and `ta` accepted: 1 suggestion accepted (its 12 characters), and 2
+    requests answered by type-ahead, neither a suggestion nor a cache hit.
 
     survival checks (characters kept of accepted)
     py1  30 s: 6 of 6, 2 min: 6 of 6, 10 min: 4 of 6
@@ -19,8 +26,10 @@ was written, every row but `old` is 1 h old, `old` 10 days:
     old  10 min: 10 of 20
 
     model calls (model, kind, prompt/output tokens, ms)
-    one per model-served completion: scripted-coder, completion, 30/5, its total ms
+    one per model-served suggestion: scripted-coder, completion, 30/5, its total ms,
+    but rs1's reported no usage (its stream was stopped early): no tokens
     a failed one: scripted-coder, completion, no tokens, 2000 ms, error
+    two cancelled ones (superseded while typing): no tokens, 5 ms and 7 ms
     chat-model, code_action, 200/50, 1500 ms; chat-model, review, 400/80, 3000 ms
     two replays of py1's call (replay true): scripted-coder, completion, 30/5, 35 ms;
     one names py1 as its completion, which must not change py1's figures
@@ -41,14 +50,16 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server.cli import main
+from server.completion.outcomes import OutcomeTracker
 from server.completion.recorder import (
     CompletionEvent,
     JobEvent,
@@ -61,6 +72,7 @@ from server.completion.types import Outcome
 from server.history import repository
 from server.history.database import create_engine_for, upgrade_to_head
 from tests.e2e.conftest import server_env
+from tests.unit.test_outcomes import Outcomes
 
 _HOUR, _TEN_DAYS = timedelta(hours=1), timedelta(days=10)
 _PARTIAL = Outcome.PARTIALLY_ACCEPTED
@@ -72,9 +84,14 @@ _ROWS: list[tuple[str, str, timedelta, str, Outcome, str, int | None, float, flo
     ("py3", "python", _HOUR, "model", Outcome.REJECTED, "pass", None, 30, 8),
     ("py4", "python", _HOUR, "model", Outcome.SHOWN, "None", None, 60, 12),
     ("rs1", "rust", _HOUR, "model", Outcome.REJECTED, "Ok(x)", None, 100, 50),
-    ("rs2", "rust", _HOUR, "typeahead", Outcome.GENERATED, "()", None, 0.5, None),
+    ("rs2", "rust", _HOUR, "shared_cache", Outcome.GENERATED, "()", None, 0.5, None),
     ("old", "python", _TEN_DAYS, "model", Outcome.ACCEPTED, "x" * 20, None, 1000, 200),
 ]
+# Suggestions whose model call reported no token usage (a stream stopped early).
+_NO_USAGE = {"rs1"}
+# The type-ahead chain: `ta`, then what was left of it after the user typed its start.
+_ROOT = ("ta", "python", _HOUR, "model", "return a + b", 50, 15)
+_TYPED = [("ta1", 2), ("ta2", 3)]  # (id, characters typed), in order; ta2 is accepted
 # (completion, after_s, accepted, kept, document closed)
 _SURVIVAL = [
     ("py1", 30, 6, 6, False), ("py1", 120, 6, 6, False), ("py1", 600, 6, 4, False),
@@ -86,6 +103,8 @@ _CALLS: list[tuple[str, ModelCallKind, str, tuple[int, int] | None, float, str |
                    timedelta, str | None, str | None]] = [
     ("failed", ModelCallKind.COMPLETION, "scripted-coder", None, 2000, "timeout: 2 s", _HOUR,
      None, None),
+    ("cx1", ModelCallKind.COMPLETION, "scripted-coder", None, 5, "cancelled", _HOUR, None, None),
+    ("cx2", ModelCallKind.COMPLETION, "scripted-coder", None, 7, "cancelled", _HOUR, None, None),
     ("act", ModelCallKind.CODE_ACTION, "chat-model", (200, 50), 1500, None, _HOUR, None, None),
     ("rev", ModelCallKind.REVIEW, "chat-model", (400, 80), 3000, None, _HOUR, None, None),
     ("re1", ModelCallKind.COMPLETION, "scripted-coder", (30, 5), 35, None, _HOUR, None,
@@ -114,12 +133,14 @@ def write_history(url: str, *, survival: bool = True) -> datetime:
             _completion(session, now - age, ident, language, source, text, total, first)
             _decide(session, now - age, ident, outcome, partial)
             if source == "model":
-                call = (ident, ModelCallKind.COMPLETION, "scripted-coder", (30, 5), total)
+                tokens = None if ident in _NO_USAGE else (30, 5)
+                call = (ident, ModelCallKind.COMPLETION, "scripted-coder", tokens, total)
                 _call(session, now - age, *call, None, ident, None, first=first)
+        _typeahead_chain(session, now)
         for ident, kind, model, tokens, total, error, age, completion, of in _CALLS:
             _call(session, now - age, ident, kind, model, tokens, total, error, completion, of)
-        for ident, kind, state, ms, age in _JOBS:
-            queued = JobEvent(ident, kind, f"server.jobs.{kind}", "rq", JobState.QUEUED)
+        for ident, job_kind, state, ms, age in _JOBS:
+            queued = JobEvent(ident, job_kind, f"server.jobs.{job_kind}", "rq", JobState.QUEUED)
             started = now - age - timedelta(milliseconds=ms)
             repository.record_job(session=session, event=queued, at=started)
             end = replace(queued, state=state, duration_ms=ms)
@@ -131,6 +152,29 @@ def write_history(url: str, *, survival: bool = True) -> datetime:
     return now
 
 
+def _typeahead_chain(session: Session, now: datetime) -> None:
+    """`ta` and its continuations, their outcomes as the server's tracker makes them."""
+    root, language, age, source, text, total, first = _ROOT
+    recorded = Outcomes()
+    tracker = OutcomeTracker(recorded)
+    _completion(session, now - age, root, language, source, text, total, first)
+    _call(session, now - age, root, ModelCallKind.COMPLETION, "scripted-coder", (30, 5), total,
+          None, root, None, first=first)  # fmt: skip
+    tracker.produced(root, f"file:///{root}")
+    tracker.shown(root)
+    for ident, typed in _TYPED:
+        rest = text[typed:]
+        _completion(session, now - age, ident, language, "typeahead", rest, 0.3, None, root)
+        tracker.produced(ident, f"file:///{root}", parent_id=root, typed=typed)
+        tracker.shown(ident)
+    tracker.accepted(_TYPED[-1][0])
+    for ident, outcome, length in recorded.events:
+        at = now - age
+        repository.record_outcome(
+            session=session, completion_id=ident, outcome=outcome, accepted_length=length, at=at
+        )
+
+
 def _completion(
     session: Session,
     at: datetime,
@@ -140,10 +184,11 @@ def _completion(
     text: str,
     total: float,
     first: float | None,
+    parent: str | None = None,
 ) -> None:
     event = CompletionEvent(
         id=ident,
-        parent_id=None,
+        parent_id=parent,
         uri=f"file:///{ident}",
         language=language,
         model="scripted-coder",
@@ -246,17 +291,19 @@ def squeezed(text: str) -> list[str]:
 
 
 _SUMMARY = [
-    "Completions generated: 7, shown: 6",
-    "Completions shown: 6, accepted: 2, partially accepted: 1, rejected: 2, undecided: 1",
-    "Acceptance rate: 50.0 % (3 of 6 shown)",
-    "Characters accepted: 29",  # 6 + 3 + 20
-    # model latencies 20 30 40 60 100 1000; the type-ahead's 0.5 ms is left out
-    "Latency: median 50 ms, p90 550 ms (6 completions from the model)",
-    "Time to first token: median 11 ms, p90 125 ms (6 completions)",
+    "Completions generated: 8, shown: 7",  # suggestions: ta1 and ta2 are not
+    "Completions shown: 7, accepted: 3, partially accepted: 1, rejected: 2, undecided: 1",
+    "Acceptance rate: 57.1 % (4 of 7 shown)",  # ta taken through ta2
+    "Characters accepted: 41",  # 6 + 3 + 12 + 20
+    # model latencies 20 30 40 50 60 100 1000; the shared cache's 0.5 ms is left out
+    "Latency: median 50 ms, p90 460 ms (7 completions from the model)",  # 100 + 0.4 * 900
+    "Time to first token: median 12 ms, p90 110 ms (7 completions)",  # 50 + 0.4 * 150
     # py1 4 of 6, old 10 of 20; py2's check came after its document closed
     "Characters kept after 10 min: 53.8 % (14 of 26 characters, 2 accepted suggestions; "
     "1 not judged, document closed)",
-    "Cache hit rate: 14.3 % (1 of 7 without a model call: type-ahead 1)",
+    "Cache hit rate: 12.5 % (1 of 8 without a model call: shared cache 1)",
+    "Answered by type-ahead: 2 requests (typing along a shown suggestion; not counted as "
+    "suggestions)",
 ]
 
 
@@ -265,21 +312,29 @@ def test_all_time_as_text(history: str, capsys: pytest.CaptureFixture[str]) -> N
 
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[:9] == [f"Zi Coder stats: {history} (all time)", *_SUMMARY]
+    assert lines[:10] == [f"Zi Coder stats: {history} (all time)", *_SUMMARY]
     rows = squeezed(out)
     for row in [
         "By language (accepted: in full or in part)",
         "Language Shown Accepted Rate Chars accepted Kept after 10 min",
-        "python 5 3 60.0 % 29 53.8 %",
+        "python 6 4 66.7 % 41 53.8 %",
         "rust 1 0 0.0 % 0 -",
-        "scripted-coder 6 3 50.0 % 29 53.8 %",
-        "Total 6 50 ms 550 ms 955 ms",  # p99: 100 + 0.95 * 900
-        "First token 6 11 ms 125 ms 193 ms",  # 50 + 0.95 * 150
-        "completion scripted-coder 7 1 180 30 464 ms",  # (3250 ms) / 7, replays left out
-        "code_action chat-model 1 0 200 50 1,500 ms",
-        "review chat-model 1 0 400 80 3,000 ms",
+        "scripted-coder 7 4 57.1 % 41 53.8 %",
+        "Total 7 50 ms 460 ms 946 ms",  # p99: 100 + 0.94 * 900
+        "First token 7 12 ms 110 ms 191 ms",  # 50 + 0.94 * 150
+        # 10 calls: 7 of suggestions, the failed one, 2 cancelled; the mean is 3300 ms / 8
+        # (the cancelled left out; 412.5 rounds to even), replays left out
+        "Kind Model Calls Errors Cancelled Mean",
+        "completion scripted-coder 10 1 2 412 ms",
+        "code_action chat-model 1 0 0 1,500 ms",
+        "review chat-model 1 0 0 3,000 ms",
+        "Tokens of the model calls",
+        "Kind Model Prompt tokens Output tokens Tokens reported by",
+        "completion scripted-coder 180 30 6 of 10 calls",  # not rs1's, nor the failed ones
+        "code_action chat-model 200 50 1 of 1 calls",
         "Replays (zi-coder replay; not counted above)",
-        "completion scripted-coder 2 0 60 10 35 ms",
+        "completion scripted-coder 2 0 0 35 ms",
+        "completion scripted-coder 60 10 2 of 2 calls",
         "review finished 2 2,000 ms",
         "review failed 1 500 ms",
         "code_action finished 1 1,500 ms",
@@ -300,14 +355,14 @@ def test_json_has_every_figure(
         "database": history,
         "since": None,
         "note": None,
-        "generated": 7,
-        "shown": 6,
-        "accepted": 2,
+        "generated": 8,
+        "shown": 7,
+        "accepted": 3,
         "partially_accepted": 1,
         "rejected": 2,
         "undecided": 1,
-        "acceptance_rate": 0.5,
-        "characters_accepted": 29,
+        "acceptance_rate": 4 / 7,
+        "characters_accepted": 41,
         "kept": {
             "checkpoint_s": 600,
             "documents_closed": 1,
@@ -316,16 +371,17 @@ def test_json_has_every_figure(
             "characters_kept": 14,
             "rate": 14 / 26,
         },
-        "sources": {"model": 6, "typeahead": 1},
-        "cache_hit_rate": 1 / 7,
-        "latency_ms": {"count": 6, "median": 50.0, "p90": 550.0, "p99": 955.0},
-        "first_token_ms": {"count": 6, "median": 11.0, "p90": 125.0, "p99": 192.5},
+        "sources": {"model": 7, "shared_cache": 1},
+        "cache_hit_rate": 1 / 8,
+        "answered_by_typeahead": 2,
+        "latency_ms": {"count": 7, "median": 50.0, "p90": 460.0, "p99": 946.0},
+        "first_token_ms": {"count": 7, "median": 12.0, "p90": 110.0, "p99": 191.0},
         "model_calls": [
-            _calls("completion", "scripted-coder", 7, 1, 180, 30, 464.3),
-            _calls("code_action", "chat-model", 1, 0, 200, 50, 1500.0),
-            _calls("review", "chat-model", 1, 0, 400, 80, 3000.0),
+            _calls("completion", "scripted-coder", 10, 1, 2, 180, 30, 6, 412.5),
+            _calls("code_action", "chat-model", 1, 0, 0, 200, 50, 1, 1500.0),
+            _calls("review", "chat-model", 1, 0, 0, 400, 80, 1, 3000.0),
         ],
-        "replays": [_calls("completion", "scripted-coder", 2, 0, 60, 10, 35.0)],
+        "replays": [_calls("completion", "scripted-coder", 2, 0, 0, 60, 10, 2, 35.0)],
         "jobs": [
             {"kind": "code_action", "status": "finished", "count": 1, "mean_duration_ms": 1500.0},
             {"kind": "review", "status": "finished", "count": 2, "mean_duration_ms": 2000.0},
@@ -335,14 +391,14 @@ def test_json_has_every_figure(
     python, rust = figures["languages"]
     assert python == {
         "language": "python",
-        "generated": 5,
-        "shown": 5,
-        "accepted": 2,
+        "generated": 6,
+        "shown": 6,
+        "accepted": 3,
         "partially_accepted": 1,
         "rejected": 1,
         "undecided": 1,
-        "acceptance_rate": 0.6,
-        "characters_accepted": 29,
+        "acceptance_rate": 4 / 6,
+        "characters_accepted": 41,
         "kept": {"suggestions": 2, "characters": 26, "characters_kept": 14, "rate": 14 / 26},
     }
     assert (rust["language"], rust["generated"], rust["shown"], rust["rejected"]) == (
@@ -353,7 +409,7 @@ def test_json_has_every_figure(
     )
     assert rust["kept"] == {"suggestions": 0, "characters": 0, "characters_kept": 0, "rate": None}
     assert [(m["model"], m["generated"], m["acceptance_rate"]) for m in figures["models"]] == [
-        ("scripted-coder", 7, 0.5)
+        ("scripted-coder", 8, 4 / 7)
     ]
     old_day, recent_day = figures["days"]
     assert (old_day["day"], recent_day["day"]) == (_day(now - _TEN_DAYS), _day(now - _HOUR))
@@ -363,8 +419,8 @@ def test_json_has_every_figure(
         0.5,
     )
     assert (recent_day["shown"], recent_day["acceptance_rate"], recent_day["kept"]["rate"]) == (
-        5,
-        0.4,
+        6,
+        0.5,
         4 / 6,
     )
 
@@ -374,17 +430,42 @@ def _without_groups(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def _calls(
-    kind: str, model: str, n: int, errors: int, prompt: int, output: int, mean: float
+    kind: str,
+    model: str,
+    n: int,
+    errors: int,
+    cancelled: int,
+    prompt: int,
+    output: int,
+    with_tokens: int,
+    mean: float,
 ) -> dict[str, Any]:
     return {
         "kind": kind,
         "model": model,
         "calls": n,
         "errors": errors,
+        "cancelled": cancelled,
         "prompt_tokens": prompt,
         "completion_tokens": output,
+        "with_tokens": with_tokens,
         "mean_ms": mean,
     }
+
+
+_SINCE_7D = [  # the figures without `old`
+    "Completions generated: 7, shown: 6",
+    "Completions shown: 6, accepted: 2, partially accepted: 1, rejected: 2, undecided: 1",
+    "Acceptance rate: 50.0 % (3 of 6 shown)",
+    "Characters accepted: 21",  # 6 + 3 + 12
+    "Latency: median 45 ms, p90 80 ms (6 completions from the model)",
+    "Time to first token: median 11 ms, p90 32 ms (6 completions)",  # 32.5, to even
+    "Characters kept after 10 min: 66.7 % (4 of 6 characters, 1 accepted suggestions; "
+    "1 not judged, document closed)",
+    "Cache hit rate: 14.3 % (1 of 7 without a model call: shared cache 1)",
+    "Answered by type-ahead: 2 requests (typing along a shown suggestion; not counted as "
+    "suggestions)",
+]
 
 
 def test_since_leaves_older_rows_out(history: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,23 +475,18 @@ def test_since_leaves_older_rows_out(history: str, capsys: pytest.CaptureFixture
     lines = out.splitlines()
     assert lines[0].startswith(f"Zi Coder stats: {history} (last 7d, since ")
     assert lines[0].endswith(" UTC)")
-    assert lines[1:9] == [
-        "Completions generated: 6, shown: 5",
-        "Completions shown: 5, accepted: 1, partially accepted: 1, rejected: 2, undecided: 1",
-        "Acceptance rate: 40.0 % (2 of 5 shown)",
-        "Characters accepted: 9",
-        "Latency: median 40 ms, p90 84 ms (5 completions from the model)",
-        "Time to first token: median 10 ms, p90 35 ms (5 completions)",
-        "Characters kept after 10 min: 66.7 % (4 of 6 characters, 1 accepted suggestions; "
-        "1 not judged, document closed)",
-        "Cache hit rate: 16.7 % (1 of 6 without a model call: type-ahead 1)",
-    ]
+    assert lines[1:10] == _SINCE_7D
 
     code, out, _ = stats(capsys, "--since", "7d", "--json")
     figures = json.loads(out)
-    assert figures["first_token_ms"] == {"count": 5, "median": 10.0, "p90": 34.8, "p99": 48.5}
-    assert figures["latency_ms"] == {"count": 5, "median": 40.0, "p90": 84.0, "p99": 98.4}
-    assert figures["model_calls"][0] == _calls("completion", "scripted-coder", 6, 1, 150, 25, 375.0)
+    # model latencies 20 30 40 50 60 100, first tokens 5 8 10 12 15 50 (p99: 15 + 0.95
+    # * 35, 48.25 and a hair in floating point)
+    assert figures["first_token_ms"] == {"count": 6, "median": 11.0, "p90": 32.5, "p99": 48.3}
+    assert figures["latency_ms"] == {"count": 6, "median": 45.0, "p90": 80.0, "p99": 98.0}
+    # old's call left out: 9 calls, 5 of them with tokens; 2300 ms / 7 not cancelled
+    assert figures["model_calls"][0] == _calls(
+        "completion", "scripted-coder", 9, 1, 2, 150, 25, 5, 328.6
+    )
     assert [(j["kind"], j["status"], j["count"]) for j in figures["jobs"]] == [
         ("code_action", "finished", 1),
         ("review", "failed", 1),
@@ -431,10 +507,11 @@ def test_replays_are_never_live_traffic(history: str, capsys: pytest.CaptureFixt
     _, out, _ = stats(capsys, "--json")
     figures = json.loads(out)
 
-    assert sum(c["calls"] for c in figures["model_calls"]) == 9  # 6 + failed + act + rev
+    # 7 of suggestions + failed + 2 cancelled + act + rev
+    assert sum(c["calls"] for c in figures["model_calls"]) == 12
     assert sum(c["calls"] for c in figures["replays"]) == 2
-    assert (figures["generated"], figures["accepted"]) == (7, 2)
-    assert figures["sources"]["model"] == 6
+    assert (figures["generated"], figures["accepted"]) == (8, 3)
+    assert figures["sources"]["model"] == 7
 
 
 def test_the_figures_on_each_database(
@@ -446,17 +523,25 @@ def test_the_figures_on_each_database(
     code, out, err = stats(capsys, "--json")
     assert (code, err) == (0, "")
     figures = json.loads(out)
-    assert (figures["generated"], figures["shown"], figures["acceptance_rate"]) == (7, 6, 0.5)
-    assert figures["latency_ms"] == {"count": 6, "median": 50.0, "p90": 550.0, "p99": 955.0}
-    assert figures["first_token_ms"]["p99"] == 192.5
+    assert (figures["generated"], figures["shown"], figures["acceptance_rate"]) == (8, 7, 4 / 7)
+    assert figures["answered_by_typeahead"] == 2
+    assert figures["latency_ms"] == {"count": 7, "median": 50.0, "p90": 460.0, "p99": 946.0}
+    assert figures["first_token_ms"]["p99"] == 191.0
     assert figures["kept"]["rate"] == 14 / 26
-    assert [d["generated"] for d in figures["days"]] == [1, 6]
-    assert figures["model_calls"][0]["calls"] == 7
+    assert [d["generated"] for d in figures["days"]] == [1, 7]
+    calls = figures["model_calls"][0]
+    assert (calls["calls"], calls["errors"], calls["cancelled"], calls["with_tokens"]) == (
+        10,
+        1,
+        2,
+        6,
+    )
+    assert calls["mean_ms"] == 412.5
     assert figures["replays"][0]["calls"] == 2
     assert len(figures["jobs"]) == 3
 
     code, out, _ = stats(capsys, "--since", "7d")
-    assert "Acceptance rate: 40.0 % (2 of 5 shown)" in out.splitlines()
+    assert out.splitlines()[1:10] == _SINCE_7D
 
 
 def test_the_same_figures_with_the_indexes_the_bench_proposes(
@@ -476,7 +561,7 @@ def test_the_same_figures_with_the_indexes_the_bench_proposes(
     _, after_since, _ = stats(capsys, "--json", "--since", "7d")
     assert json.loads(after) == json.loads(before)
     assert {**json.loads(after_since), "since": None} == {**json.loads(before_since), "since": None}
-    assert json.loads(after)["first_token_ms"]["p99"] == 192.5
+    assert json.loads(after)["first_token_ms"]["p99"] == 191.0
 
 
 def test_the_largest_checkpoint_when_none_is_at_10_minutes(
@@ -496,9 +581,101 @@ def test_the_largest_checkpoint_when_none_is_at_10_minutes(
     assert "Characters kept after 2 min: 50.0 % (3 of 6 characters, 1 accepted suggestions)" in (
         out.splitlines()
     )
-    assert "python 5 3 60.0 % 29 50.0 %" in squeezed(out)
+    assert "python 6 4 66.7 % 41 50.0 %" in squeezed(out)
     _, out, _ = stats(capsys, "--json")
     assert json.loads(out)["kept"]["checkpoint_s"] == 120
+
+
+def test_a_checkpoint_with_closed_documents_only_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """py2's document closed 20 s after its acceptance: it got its checks at 30 s, 2 min
+    and 10 min at once. py1 (still open) has been judged at 30 s only, so far."""
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    write_history(url, survival=False)
+    engine = create_engine_for(url)
+    with Session(engine) as session, session.begin():
+        events = [SurvivalEvent("py2", after, 3, 0, document_closed=True) for after in _CHECKS]
+        for event in [*events, SurvivalEvent("py1", 30, 6, 6)]:
+            repository.record_survival(session=session, event=event, at=repository.now())
+    engine.dispose()
+    monkeypatch.setenv("ZI_DATABASE_URL", url)
+
+    _, out, _ = stats(capsys)
+    assert (
+        "Characters kept after 30 s: 100.0 % (6 of 6 characters, 1 accepted suggestions; "
+        "1 not judged, document closed)"
+    ) in out.splitlines()
+    _, out, _ = stats(capsys, "--json")
+    assert json.loads(out)["kept"]["checkpoint_s"] == 30
+
+
+_CHECKS = (30, 120, 600)
+
+
+def test_since_a_date_or_a_time(
+    history_now: tuple[str, datetime], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As `zi-coder replay --since`: a UTC date (from its start) or time, not only a duration."""
+    _, now = history_now
+    for since, period in [
+        (f"{now - timedelta(days=5):%Y-%m-%d}", f"{now - timedelta(days=5):%Y-%m-%d} 00:00"),
+        (f"{now - 2 * _HOUR:%Y-%m-%dT%H:%M}", f"{now - 2 * _HOUR:%Y-%m-%d %H:%M}"),
+    ]:
+        code, out, err = stats(capsys, "--since", since)
+
+        assert (code, err) == (0, "")
+        assert out.splitlines()[0].endswith(f"(since {period} UTC)"), out
+        assert out.splitlines()[1:10] == _SINCE_7D  # all but `old`
+
+    _, out, _ = stats(capsys, "--since", f"{now + _HOUR:%Y-%m-%dT%H:%M}")
+    assert "Completions generated: 0, shown: 0" in out.splitlines()
+
+
+def test_a_row_written_by_a_server_of_migration_0001_counts_on_its_day(
+    history_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An older server still writing to the upgraded history (another editor window, a
+    team mid-upgrade) inserts the columns 0001 had, without `created_day`: the database
+    gives it today's UTC date, the day the statistics group it by."""
+    engine = create_engine_for(history_url)
+    upgrade_to_head(engine)
+    before = f"{datetime.now(UTC):%Y-%m-%d}"
+    with engine.begin() as connection:  # the insert of 0001's repository
+        connection.execute(
+            sa.text(
+                "INSERT INTO completions (id, created_at, uri, language, model, template,"
+                " mode, source, text_length, prompt_chars, first_token_ms, total_ms, outcome)"
+                " VALUES ('a', :at, 'file:///a', 'go', 'm', 'qwen', 'single_line', 'model',"
+                " 3, 10, 5.0, 25.0, 'generated')"
+            ),
+            {"at": datetime.now(UTC)},
+        )
+    engine.dispose()
+    after = f"{datetime.now(UTC):%Y-%m-%d}"
+    monkeypatch.setenv("ZI_DATABASE_URL", history_url)
+
+    code, out, err = stats(capsys, "--json")
+
+    assert (code, err) == (0, "")
+    (day,) = json.loads(out)["days"]
+    assert day["day"] in (before, after)  # the same unless run across midnight UTC
+    assert (day["generated"], day["shown"]) == (1, 0)
+
+
+def test_a_cancelled_call_is_stored_cancelled_not_failed(history: str) -> None:
+    engine = create_engine_for(history)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT id, failed, cancelled FROM model_calls WHERE error IS NOT NULL")
+        )
+        flags = {ident: (bool(failed), bool(cancelled)) for ident, failed, cancelled in rows}
+    engine.dispose()
+    assert flags == {
+        "call-failed": (True, False),
+        "call-cx1": (False, True),
+        "call-cx2": (False, True),
+    }
 
 
 # -- empty and odd databases ----------------------------------------------------------------
@@ -525,6 +702,8 @@ def test_an_empty_history(
         "Time to first token: - (0 completions)",
         "Characters kept: - (no survival checks recorded)",
         "Cache hit rate: - (0 of 0 without a model call)",
+        "Answered by type-ahead: 0 requests (typing along a shown suggestion; not counted as "
+        "suggestions)",
         "By language: none",
     ]
     code, out, _ = stats(capsys, "--json")
@@ -595,8 +774,8 @@ def test_it_reads_while_the_server_is_writing(
             code, out, err = stats(capsys)
 
             assert (code, err) == (0, "")
-            assert "Completions generated: 7, shown: 6" in out.splitlines()  # not "new" yet
-        assert "Completions generated: 8, shown: 6" in stats(capsys)[1].splitlines()
+            assert "Completions generated: 8, shown: 7" in out.splitlines()  # not "new" yet
+        assert "Completions generated: 9, shown: 7" in stats(capsys)[1].splitlines()
     finally:
         engine.dispose()
 
@@ -690,7 +869,7 @@ def test_the_installed_command_in_a_subprocess(history: str, tmp_path: Path) -> 
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert "Acceptance rate: 40.0 % (2 of 5 shown)" in result.stdout.splitlines()
+    assert "Acceptance rate: 50.0 % (3 of 6 shown)" in result.stdout.splitlines()
     assert "\x1b[" not in result.stdout  # piped: rich writes no colour codes
 
     broken = subprocess.run(

@@ -126,7 +126,7 @@ def test_the_page_has_three_plots_and_the_tables(
     out, err = write_report(capsys, path)
 
     assert err == f"zi-coder: stats: wrote the HTML report to {path}\n"
-    assert "Acceptance rate: 50.0 % (3 of 6 shown)" in out.splitlines()  # stdout as ever
+    assert "Acceptance rate: 57.1 % (4 of 7 shown)" in out.splitlines()  # stdout as ever
     page = parse(path)
     assert page.lang == "en"
     assert [svg.title for svg in page.svgs] == PLOTS
@@ -138,15 +138,15 @@ def test_the_page_has_three_plots_and_the_tables(
     days, latency, languages = page.svgs
     assert {"Accepted / shown", "100 %", "0 %"} <= set(days.texts)
     assert any(t.startswith("Day (UTC, ") for t in days.texts)
-    assert [b.split(": ")[1] for b in days.bars] == ["100.0 % of 1 shown", "40.0 % of 5 shown"]
-    assert "50.0 % over the period" in days.desc
+    assert [b.split(": ")[1] for b in days.bars] == ["100.0 % of 1 shown", "50.0 % of 6 shown"]
+    assert "57.1 % over the period" in days.desc
     assert "characters kept after 10 min, 53.8 % over the period" in days.desc
     assert {"Completions", "Total time, request to last token (ms)"} <= set(latency.texts)
-    assert {"p50 50 ms", "p90 550 ms", "p99 955 ms"} <= set(latency.texts)
-    assert "median 50 ms, p90 550 ms, p99 955 ms" in latency.desc
-    assert sum(int(b.rsplit(": ", 1)[1]) for b in latency.bars) == 6
-    assert languages.bars == ["python: 60.0 % (3 of 5)", "rust: 0.0 % (0 of 1)"]
-    assert "python 60.0 % (3 of 5); rust 0.0 % (0 of 1)" in languages.desc
+    assert {"p50 50 ms", "p90 460 ms", "p99 946 ms"} <= set(latency.texts)
+    assert "median 50 ms, p90 460 ms, p99 946 ms" in latency.desc
+    assert sum(int(b.rsplit(": ", 1)[1]) for b in latency.bars) == 7
+    assert languages.bars == ["python: 66.7 % (4 of 6)", "rust: 0.0 % (0 of 1)"]
+    assert "python 66.7 % (4 of 6); rust 0.0 % (0 of 1)" in languages.desc
 
     tables = {t.caption: t.rows for t in page.tables}
     assert list(tables) == [
@@ -155,7 +155,7 @@ def test_the_page_has_three_plots_and_the_tables(
         "Completions by model",
         "Live model calls, by kind and model",
         "Replays (zi-coder replay), not counted above",
-        "Where completions came from",
+        "Where suggestions came from",
         "Jobs, by kind and status",
         "Completions by day",
     ]
@@ -164,16 +164,31 @@ def test_the_page_has_three_plots_and_the_tables(
             *("Language", "Generated", "Shown", "Accepted", "Partly", "Rate", "Chars accepted"),
             "Kept after 10 min",
         ],
-        ["python", "5", "5", "2", "1", "60.0 %", "29", "53.8 %"],
+        ["python", "6", "6", "3", "1", "66.7 %", "41", "53.8 %"],
         ["rust", "2", "1", "0", "0", "0.0 %", "0", "-"],
     ]
     assert tables["Latency of model-served completions"][1:] == [
-        ["Total", "6", "50 ms", "550 ms", "955 ms"],
-        ["First token", "6", "11 ms", "125 ms", "193 ms"],
+        ["Total", "7", "50 ms", "460 ms", "946 ms"],
+        ["First token", "7", "12 ms", "110 ms", "191 ms"],
+    ]
+    live = tables["Live model calls, by kind and model"]
+    assert live[0] == [
+        *("Kind", "Model", "Calls", "Errors", "Cancelled", "Mean"),
+        *("Prompt tokens", "Output tokens", "Tokens reported by"),
+    ]
+    assert live[1] == [
+        *("completion", "scripted-coder", "10", "1", "2", "412 ms"),
+        *("180", "30", "6 of 10 calls"),
     ]
     replays = tables["Replays (zi-coder replay), not counted above"]
-    assert replays[1:] == [["completion", "scripted-coder", "2", "0", "60", "10", "35 ms"]]
-    assert ["type-ahead", "1", "14.3 %"] in tables["Where completions came from"]
+    assert replays[1:] == [
+        ["completion", "scripted-coder", "2", "0", "0", "35 ms", "60", "10", "2 of 2 calls"]
+    ]
+    assert tables["Where suggestions came from"][1:] == [
+        ["model", "7", "87.5 %"],
+        ["shared cache", "1", "12.5 %"],
+    ]
+    assert "Answered by type-ahead: 2 requests" in path.read_text(encoding="utf-8")
 
 
 def test_the_page_makes_no_request(

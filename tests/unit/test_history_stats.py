@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.commands.stats import masked, parse_duration
+from server.commands.moments import parse_duration
+from server.commands.stats import masked
 from server.history import report_svg
 from server.history.report_html import render_html
 from server.history.report_text import checkpoint_label, render_text
@@ -128,13 +129,14 @@ def test_the_text_report() -> None:
         Group("go", Counts(1, 0, 0, 0, 0, 0)),
         checkpoint_s=600,
         documents_closed=2,
-        sources=(("model", 2), ("typeahead", 1), ("shared_cache", 1)),
-        calls=(Calls("completion", "qwen-coder", 5, 1, 500, 40, 120.0),),
+        sources=(("model", 2), ("shared_cache", 1), ("joined", 1)),
+        typeahead=7,
+        calls=(Calls("completion", "qwen-coder", 5, 1, 2, 500, 40, 3, 120.0),),
         jobs=(Jobs("review", "finished", 2, 2500.0),),
     )
     lines = render_text(stats, url="sqlite:///h.db", period="all time", note="hello").splitlines()
 
-    assert lines[:11] == [
+    assert lines[:12] == [
         "Zi Coder stats: sqlite:///h.db (all time)",
         "Note: hello",
         "Completions generated: 4, shown: 2",
@@ -145,18 +147,21 @@ def test_the_text_report() -> None:
         "Time to first token: - (0 completions)",
         "Characters kept after 10 min: 75.0 % (9 of 12 characters, 1 accepted suggestions; "
         "2 not judged, document closed)",
-        "Cache hit rate: 50.0 % (2 of 4 without a model call: type-ahead 1, shared cache 1)",
+        "Cache hit rate: 50.0 % (2 of 4 without a model call: shared cache 1, joined 1)",
+        "Answered by type-ahead: 7 requests (typing along a shown suggestion; not counted as "
+        "suggestions)",
         "",
     ]
     rows = [" ".join(line.split()) for line in lines]
-    assert rows[11:16] == [
+    assert rows[12:17] == [
         "By language (accepted: in full or in part)",
         "Language Shown Accepted Rate Chars accepted Kept after 10 min",
         "─" * 80,
         "typescriptreact 2 1 50.0 % 12 75.0 %",
         "go 0 0 - 0 -",
     ]
-    assert "completion qwen-coder 5 1 500 40 120 ms" in rows
+    assert "completion qwen-coder 5 1 2 120 ms" in rows
+    assert "completion qwen-coder 500 40 3 of 5 calls" in rows  # the token sums: 3 calls'
     assert "review finished 2 2,500 ms" in rows
     assert all(line == line.rstrip() for line in lines)  # no padding left at line ends
 
@@ -190,6 +195,7 @@ def test_the_json_report_of_nothing() -> None:
         },
         "sources": {},
         "cache_hit_rate": None,
+        "answered_by_typeahead": 0,
         "latency_ms": {"count": 0, "median": None, "p90": None, "p99": None},
         "first_token_ms": {"count": 0, "median": None, "p90": None, "p99": None},
         "languages": [],

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from inference.fim import CODELLAMA, QWEN, STARCODER, TEMPLATES, FimTemplate
-from server.commands.replay import since_type, until_type
+from server.commands.moments import since_type, until_type
 from server.completion.context import render_head
 from server.completion.model_call import surroundings
 from server.completion.snippets import Snippet
