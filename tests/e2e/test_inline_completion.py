@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from server.cli import main
 from tests.e2e.conftest import (
     StartServer,
     inline,
@@ -211,3 +213,43 @@ async def test_initialize_answer_is_the_same_with_and_without_fast_start(
     # The fast path logs an error if pygls' own answer differed from the early one.
     await asyncio.sleep(0.2)
     assert not [m for m in client.log_messages if "differs" in m.message]
+
+
+async def test_a_suggestion_typed_along_then_accepted_is_one_accepted_suggestion(
+    start_server: StartServer,
+    scripted_model: ScriptedModel,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+    client = await start_server()
+    open_document(client, URI, "def add(a, b):\n    \n")
+    first = (await inline(client, URI, 1, 4)).items[0]  # type: ignore[union-attr]
+    first_id = first.command.arguments[0]  # type: ignore[union-attr,index]
+    client.protocol.notify("zi/didShowCompletion", {"id": first_id})
+
+    # The user types the suggestion's first three characters: type-ahead answers the
+    # rest without the model, and they take it.
+    type_text(client, URI, 2, 1, 4, "ret")
+    rest = (await inline(client, URI, 1, 7)).items[0]  # type: ignore[union-attr]
+    assert rest.insert_text == "urn a + b"
+    rest_id = rest.command.arguments[0]  # type: ignore[union-attr,index]
+    client.protocol.notify("zi/didShowCompletion", {"id": rest_id})
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="zi.acceptCompletion", arguments=[rest_id])
+    )
+
+    rows = db_rows(
+        db_url,
+        "select source, outcome, accepted_length from completions "
+        f"where id = '{first_id}' and outcome = 'accepted'",
+    )
+    assert rows == [("model", "accepted", None)]  # accepted in full: typed + the rest
+    assert len(scripted_model.requests) == 1
+    await client.shutdown_session()  # the history is flushed before `shutdown` is answered
+    monkeypatch.setenv("ZI_DATABASE_URL", db_url)
+    assert await asyncio.to_thread(main, ["stats", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["shown"], report["accepted"], report["answered_by_typeahead"]) == (1, 1, 1)
+    assert report["characters_accepted"] == len("return a + b")
