@@ -17,23 +17,11 @@ from server.completion.types import Outcome
 from server.history.database import create_engine_for, migrations_dir, upgrade_to_head
 from server.history.models import Base
 from server.history.writer import HistoryWriter
+from tests.support.history import completion_event
 
 
 def _event(i: int, prefix: str = "c") -> CompletionEvent:
-    return CompletionEvent(
-        id=f"{prefix}{i:030d}"[:32],
-        parent_id=None,
-        uri="file:///a.py",
-        language="python",
-        model="m",
-        template="qwen",
-        mode="single_line",
-        source="model",
-        text="x = 1",
-        prompt_chars=100,
-        first_token_ms=5.0,
-        total_ms=9.0,
-    )
+    return completion_event(f"{prefix}{i:030d}"[:32])
 
 
 def _config() -> Config:

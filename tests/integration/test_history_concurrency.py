@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
-from server.completion.recorder import CompletionEvent
 from server.completion.types import Outcome
 from server.history.database import create_engine_for, migrations_dir, upgrade_to_head
 from server.history.writer import HistoryWriter
+from tests.support.history import completion_event
 
 if TYPE_CHECKING:
     from tests.support.postgres import PostgresServer
@@ -53,23 +53,6 @@ def _processes() -> Any:
     return context
 
 
-def _event(ident: str) -> CompletionEvent:
-    return CompletionEvent(
-        id=ident,
-        parent_id=None,
-        uri="file:///a.py",
-        language="python",
-        model="m",
-        template="qwen",
-        mode="single_line",
-        source="model",
-        text="x = 1",
-        prompt_chars=100,
-        first_token_ms=5.0,
-        total_ms=9.0,
-    )
-
-
 def _ident(prefix: str, i: int) -> str:
     return f"{prefix}-{i:05d}"
 
@@ -87,7 +70,7 @@ def _final(i: int) -> tuple[Outcome, int | None]:
 async def _record(writer: HistoryWriter, prefix: str, count: int) -> None:
     for i in range(count):
         ident = _ident(prefix, i)
-        writer.completion_generated(_event(ident))
+        writer.completion_generated(completion_event(ident))
         writer.outcome(completion_id=ident, outcome=Outcome.SHOWN)
         outcome, accepted = _final(i)
         if outcome is not Outcome.SHOWN:

@@ -22,11 +22,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from server.completion.recorder import CompletionEvent
 from server.completion.types import Outcome
 from server.history import faults
 from server.history.database import create_engine_for, upgrade_to_head
 from server.history.writer import HistoryWriter
+from tests.support.history import completion_event
 
 PATIENCE_S = 30.0  # only a failing test waits this long
 
@@ -128,23 +128,6 @@ def _until(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
-def _event(ident: str) -> CompletionEvent:
-    return CompletionEvent(
-        id=ident,
-        parent_id=None,
-        uri="file:///a.py",
-        language="python",
-        model="m",
-        template="qwen",
-        mode="single_line",
-        source="model",
-        text="x = 1",
-        prompt_chars=100,
-        first_token_ms=5.0,
-        total_ms=9.0,
-    )
-
-
 def _completions(url: str) -> dict[str, str]:
     engine = create_engine_for(url)
     try:
@@ -161,7 +144,7 @@ def test_events_recorded_while_the_database_is_down_are_written_when_it_is_back(
     caplog.set_level(logging.INFO, logger="server.history")
     told = Told()
     writer = told.writer(_behind(gate, postgres_url))  # the gate closed: refused
-    writer.completion_generated(_event("c1"))
+    writer.completion_generated(completion_event("c1"))
     writer.outcome(completion_id="c1", outcome=Outcome.SHOWN)
     _until(lambda: bool(told.problems))
     assert not writer.flush(0.1)  # waiting in memory, and the caller was never blocked
@@ -174,7 +157,7 @@ def test_events_recorded_while_the_database_is_down_are_written_when_it_is_back(
     assert _completions(postgres_url) == {"c1": "accepted"}
     # The connections cut while in use: the same again.
     gate.close()
-    writer.completion_generated(_event("c2"))
+    writer.completion_generated(completion_event("c2"))
     _until(lambda: len(told.problems) == 2)
     gate.open()
     assert writer.flush(PATIENCE_S)
@@ -195,10 +178,10 @@ def test_a_full_backlog_drops_the_oldest_events_and_says_how_many(
 ) -> None:
     told = Told()
     writer = told.writer(_behind(gate, postgres_url), max_pending=3)
-    writer.completion_generated(_event("first"))
+    writer.completion_generated(completion_event("first"))
     _until(lambda: bool(told.problems))
     for i in range(5):
-        writer.completion_generated(_event(f"c{i}"))
+        writer.completion_generated(completion_event(f"c{i}"))
     _until(lambda: writer.pending == 3)
 
     gate.open()
@@ -216,7 +199,7 @@ def test_events_still_waiting_at_shutdown_are_counted_in_the_log(
     told = Told()
     writer = told.writer(_behind(gate, postgres_url))
     for i in range(4):
-        writer.completion_generated(_event(f"c{i}"))
+        writer.completion_generated(completion_event(f"c{i}"))
     _until(lambda: bool(told.problems))
 
     assert not writer.flush(0.1)
@@ -237,9 +220,9 @@ def test_a_database_from_a_newer_zi_coder_turns_history_off_once(tmp_path: Path)
     told = Told()
     writer = told.writer(url)
 
-    writer.completion_generated(_event("c1"))
+    writer.completion_generated(completion_event("c1"))
     assert writer.flush(PATIENCE_S)  # dropped at once: nothing waits for a retry
-    writer.completion_generated(_event("c2"))
+    writer.completion_generated(completion_event("c2"))
     assert writer.flush(PATIENCE_S)
     writer.close()
 
