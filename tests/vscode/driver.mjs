@@ -31,6 +31,8 @@ const SEL = {
   // Ctrl+. shows the action widget (code actions) since VS Code 1.80.
   actionRow: ".action-widget .monaco-list-row.action",
   actionWidget: ".action-widget",
+  // The editor's own short messages ("No code actions available").
+  editorMessage: ".monaco-editor-overlaymessage .message",
   statusItem: ".monaco-workbench .part.statusbar .statusbar-item",
   notification: ".notifications-toasts .notification-list-item",
   notificationMessage: ".notification-list-item-message",
@@ -266,10 +268,27 @@ const commands = {
 
   // Ctrl+. at the cursor, then the action whose title contains `title`. Returns the titles
   // offered, so a test can assert on them too. `shot`: a screenshot of the open menu.
+  // A press can be lost (focus still moving back from a closing quick input) or answered
+  // "No code actions available" when it lands before the editor has the diagnostics, so
+  // the menu is asked for again, each attempt's outcome kept for the error.
   async apply_quick_fix({ title, shot = null }) {
-    await page.keyboard.press("Control+.");
     const rows = page.locator(SEL.actionRow);
-    await rows.first().waitFor({ state: "visible" });
+    const deadline = Date.now() + timeoutMs;
+    const attempts = [];
+    for (;;) {
+      await page.waitForSelector(`${SEL.activeEditor}.focused`);
+      await page.keyboard.press("Control+.");
+      const shown = await rows.first().waitFor({ state: "visible", timeout: 8000 })
+        .then(() => true, () => false);
+      if (shown) break;
+      const said = await page.locator(SEL.editorMessage).allInnerTexts();
+      attempts.push(said.length ? `VS Code said ${JSON.stringify(said.join(" "))}` : "no menu");
+      console.error(`apply_quick_fix: attempt ${attempts.length}: ${attempts.at(-1)}`);
+      if (Date.now() + 8000 > deadline) {
+        throw new Error(`no code action menu after ${attempts.length} Ctrl+. presses: ${attempts.join("; ")}`);
+      }
+      await page.keyboard.press("Escape");
+    }
     const offered = await rows.allInnerTexts();
     if (shot !== null) await commands.screenshot({ name: shot });
     await rows.filter({ hasText: title }).first().click();

@@ -259,7 +259,9 @@ def test_fix_with_zi_rewrites_the_line_as_the_model_answers(
     vscode.focus_editor()
     vscode.goto(6, 12)
 
-    offered = vscode.apply_quick_fix("Fix with Zi: Undefined name `y`", screenshot="quick-fix-menu")
+    offered = vscode.apply_quick_fix(
+        "Fix with Zi: Undefined name `y`", timeout=60, screenshot="quick-fix-menu"
+    )
     assert "Fix with Zi: Undefined name `y`" in offered, offered
     vscode.wait_for_editor_text(fixed)
     vscode.screenshot("quick-fix-applied")
