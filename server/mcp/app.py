@@ -1,0 +1,53 @@
+"""The MCP server: tools over the same history (and, next, the same services) as the
+editor path. First cut: ``stats``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from server import __version__
+from server.settings import Settings
+
+INSTRUCTIONS = (
+    "Zi Coder is a self-hosted coding assistant. Its tools read the history of its "
+    "suggestions and model calls; the figures are the same as `zi-coder stats`."
+)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+
+
+def build_mcp(settings: Settings) -> MCPServer:
+    server = MCPServer("zi-coder", version=__version__, instructions=INSTRUCTIONS)
+    url = settings.resolved_database_url()
+
+    @server.tool(annotations=READ_ONLY)
+    async def stats(
+        since_days: Annotated[
+            float | None,
+            Field(gt=0, description="Only the last this many days (default: all time)"),
+        ] = None,
+    ) -> dict[str, Any]:
+        """Acceptance, latency, cache, model-call and job figures of Zi's history, as
+        `zi-coder stats --json` reports them."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from server.commands.stats import masked, read_stats
+        from server.errors import describe
+        from server.history.stats import Stats, to_json
+
+        since = None if since_days is None else datetime.now(UTC) - timedelta(days=since_days)
+        try:
+            figures = await asyncio.to_thread(read_stats, url, since=since)
+        except (SQLAlchemyError, OSError) as exc:
+            message = f"cannot read the history database {masked(url)}: {describe(exc)}"
+            raise ToolError(message) from exc
+        note = None if figures is not None else f"no history yet at {masked(url)}"
+        return to_json(figures or Stats.empty(), url=masked(url), since=since, note=note)
+
+    return server

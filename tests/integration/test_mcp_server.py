@@ -1,0 +1,35 @@
+"""`zi-coder mcp` over stdio, driven by the MCP SDK's own client (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+
+
+def _params(db_url: str) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZI_")}
+    env["ZI_DATABASE_URL"] = db_url
+    return StdioServerParameters(command=sys.executable, args=["-m", "server", "mcp"], env=env)
+
+
+async def test_stats_over_stdio_reports_an_empty_history(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    async with Client(_params(db_url), mode="legacy", read_timeout_seconds=60) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert "stats" in tools
+        assert tools["stats"].input_schema["properties"]["since_days"]
+
+        result = await client.call_tool("stats", {})
+        assert not result.is_error, result.content
+        figures = result.structured_content
+        assert figures is not None
+        report = figures.get("result", figures)
+        assert (report["shown"], report["accepted"]) == (0, 0)
+        assert report["note"].startswith("no history yet")
+
+        bad = await client.call_tool("stats", {"since_days": -1})
+        assert bad.is_error
+        assert "since_days" in bad.content[0].text  # type: ignore[union-attr]
