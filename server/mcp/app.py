@@ -4,6 +4,8 @@ editor path. First cut: ``stats``."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,6 +22,8 @@ INSTRUCTIONS = (
     "suggestions and model calls; the figures are the same as `zi-coder stats`."
 )
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+# Settings whose value is a credential whatever it looks like.
+_SECRET_NAME = re.compile(r"api_key|token|password|secret", re.IGNORECASE)
 
 
 def build_mcp(settings: Settings) -> MCPServer:
@@ -50,4 +54,33 @@ def build_mcp(settings: Settings) -> MCPServer:
         note = None if figures is not None else f"no history yet at {masked(url)}"
         return to_json(figures or Stats.empty(), url=masked(url), since=since, note=note)
 
+    @server.resource(
+        "zi://config",
+        mime_type="application/json",
+        description="The settings this server runs with, credentials masked",
+    )
+    def configuration() -> str:
+        return json.dumps(masked_settings(settings), indent=2)
+
     return server
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """`settings` as JSON, safe to show an agent: credentials as ``***``, URLs without
+    user, password or query, every other text redacted (``server.redact``)."""
+    from server.history.repository import safe_endpoint
+    from server.redact import redact
+
+    def mask(value: Any, name: str) -> Any:
+        if isinstance(value, dict):
+            return {key: mask(item, key) for key, item in value.items()}
+        if isinstance(value, list):
+            return [mask(item, name) for item in value]
+        if isinstance(value, str):
+            if value and _SECRET_NAME.search(name):
+                return "***"
+            return safe_endpoint(value) if "://" in value else redact(value)
+        return value
+
+    masked: dict[str, Any] = mask(settings.model_dump(mode="json"), "")
+    return masked

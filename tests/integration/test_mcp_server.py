@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
 
+GITHUB_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
 
-def _params(db_url: str) -> StdioServerParameters:
+
+def _params(db_url: str, **settings: str) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZI_")}
     env["ZI_DATABASE_URL"] = db_url
+    env.update(settings)
     return StdioServerParameters(command=sys.executable, args=["-m", "server", "mcp"], env=env)
 
 
@@ -33,3 +37,23 @@ async def test_stats_over_stdio_reports_an_empty_history(tmp_path: Path) -> None
         bad = await client.call_tool("stats", {"since_days": -1})
         assert bad.is_error
         assert "since_days" in bad.content[0].text  # type: ignore[union-attr]
+
+
+async def test_the_configuration_resource_masks_credentials(tmp_path: Path) -> None:
+    api_key = "sk-proj-Zi7secretKEYvalue0123456789abcdef"
+    params = _params(
+        f"sqlite:///{tmp_path / 'history.sqlite3'}",
+        ZI_INFERENCE__API_KEY=api_key,
+        ZI_REDIS_URL="redis://:hunter2secret@127.0.0.1:6390/0",
+        ZI_INFERENCE__EXTRA_BODY=json.dumps({"headers": {"X-Api-Key": GITHUB_TOKEN}}),
+    )
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        body = await client.read_resource("zi://config")
+
+    text = body.contents[0].text  # type: ignore[union-attr]
+    config = json.loads(text)
+    assert config["inference"]["api_key"] == "***"
+    assert config["redis_url"] == "redis://127.0.0.1:6390/0"
+    for secret in (api_key, "hunter2secret", GITHUB_TOKEN):
+        assert secret not in text
+    assert config["completion"]["debounce_ms"] == 0  # the rest as it is
