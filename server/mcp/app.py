@@ -54,6 +54,19 @@ def build_mcp(settings: Settings) -> MCPServer:
         note = None if figures is not None else f"no history yet at {masked(url)}"
         return to_json(figures or Stats.empty(), url=masked(url), since=since, note=note)
 
+    @server.tool(annotations=READ_ONLY)
+    async def search_history(
+        text: Annotated[
+            str, Field(min_length=2, max_length=200, description="Text to look for (any case)")
+        ],
+        limit: Annotated[int, Field(ge=1, le=200, description="Most results")] = 20,
+    ) -> dict[str, Any]:
+        """Search Zi's history, newest first: suggestions by file name or text, model
+        calls by prompt, response or error. Prompts and texts are searchable only where
+        history.store_prompts kept them (secrets redacted)."""
+        found = await asyncio.to_thread(_search, url, text, limit)
+        return {"results": found, "count": len(found)}
+
     @server.resource(
         "zi://config",
         mime_type="application/json",
@@ -84,3 +97,30 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
 
     masked: dict[str, Any] = mask(settings.model_dump(mode="json"), "")
     return masked
+
+
+def _search(url: str, text: str, limit: int) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from server.commands.stats import masked, open_readonly
+    from server.errors import describe
+    from server.history.search import search_history
+
+    try:
+        engine = open_readonly(url)
+        if engine is None:
+            return []
+        try:
+            with engine.connect() as connection:
+                if not inspect(connection).has_table("model_calls"):
+                    return []  # no history yet, or one from before model calls were kept
+                found = search_history(connection, text=text, limit=limit)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        message = f"cannot read the history database {masked(url)}: {describe(exc)}"
+        raise ToolError(message) from exc
+    return [asdict(item) | {"created_at": item.created_at.isoformat()} for item in found]

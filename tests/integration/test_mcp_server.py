@@ -57,3 +57,15 @@ async def test_the_configuration_resource_masks_credentials(tmp_path: Path) -> N
     for secret in (api_key, "hunter2secret", GITHUB_TOKEN):
         assert secret not in text
     assert config["completion"]["debounce_ms"] == 0  # the rest as it is
+
+
+async def test_search_history_over_stdio(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    async with Client(_params(db_url), mode="legacy", read_timeout_seconds=60) as client:
+        empty = await client.call_tool("search_history", {"text": "billing"})
+        short = await client.call_tool("search_history", {"text": "b"})
+
+    assert not empty.is_error and empty.structured_content is not None
+    assert empty.structured_content["count"] == 0  # no database yet: nothing, no error
+    assert short.is_error
+    assert "at least 2 characters" in short.content[0].text  # type: ignore[union-attr]
