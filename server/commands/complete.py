@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,6 +42,11 @@ _EXTENSIONS = {
 }
 
 
+def language_of(path: PurePath) -> str:
+    """The LSP language id of a file, from its extension ("plaintext" if unknown)."""
+    return _EXTENSIONS.get(path.suffix, "plaintext")
+
+
 def run(args: argparse.Namespace) -> int:
     location: str = args.location
     language: str | None = args.language
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
     document = Document(
         uri=path.resolve().as_uri(),
-        language_id=language or _EXTENSIONS.get(path.suffix, "plaintext"),
+        language_id=language or language_of(path),
         version=0,
         text=text,
     )

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -15,6 +19,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from server import __version__
+from server.app import Services
 from server.settings import Settings
 
 INSTRUCTIONS = (
@@ -26,9 +31,83 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_wo
 _SECRET_NAME = re.compile(r"api_key|token|password|secret", re.IGNORECASE)
 
 
+@dataclass
+class _Live:
+    """What the tools share while the server runs: the editor path's services, and the
+    last problem they reported (the reason an answer is empty)."""
+
+    services: Services | None = None
+    problem: str | None = None
+
+
 def build_mcp(settings: Settings) -> MCPServer:
-    server = MCPServer("zi-coder", version=__version__, instructions=INSTRUCTIONS)
+    live = _Live()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[None]:
+        from server.app import build_services
+        from server.notify import Level, Notifier
+
+        def keep(level: Level, message: str) -> None:
+            if level <= Level.WARNING:
+                live.problem = message
+
+        notifier = Notifier()
+        notifier.connect(log_sink=keep, show_sink=keep)
+        live.services = build_services(settings, notifier=notifier)
+        try:
+            yield
+        finally:
+            services, live.services = live.services, None
+            await services.aclose(drain_s=2)  # the history is flushed
+
+    server = MCPServer(
+        "zi-coder", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+    )
     url = settings.resolved_database_url()
+
+    @server.tool()
+    async def complete_code(
+        content: Annotated[str, Field(max_length=2_000_000, description="The whole file")],
+        line: Annotated[int, Field(ge=0, description="Cursor line, from 0")],
+        character: Annotated[
+            int, Field(ge=0, description="Cursor column, from 0, in characters (code points)")
+        ],
+        path: Annotated[
+            str | None, Field(description="The file's path: its language and the history's")
+        ] = None,
+        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+    ) -> dict[str, Any]:
+        """Complete code at the cursor with Zi's fill-in-the-middle model: the same
+        pipeline, cache and history as the editor. Returns the text to insert."""
+        from server.commands.complete import language_of
+        from server.completion.types import CompletionRequest, Document
+
+        if live.services is None:
+            raise ToolError("the server is not running")
+        lines = content.split("\n")
+        if line >= len(lines) or character > len(lines[line]):
+            raise ToolError(
+                f"line {line}, character {character} is outside the content "
+                f"({len(lines)} lines; that line has {len(lines[min(line, len(lines) - 1)])})"
+            )
+        offset = sum(len(text) + 1 for text in lines[:line]) + character
+        name = PurePosixPath(path or "untitled")
+        document = Document(
+            uri=f"mcp:///{name.as_posix().lstrip('/')}",
+            language_id=language or language_of(name),
+            version=0,
+            text=content,
+        )
+        live.problem = None
+        result = await live.services.completions.complete(
+            CompletionRequest(document, offset, line, character, invoked=True)
+        )
+        if result is None:
+            raise ToolError(
+                f"no completion: {live.problem or 'the suggestion was empty or filtered out'}"
+            )
+        return {"text": result.text, "completion_id": result.id, "model": result.model}
 
     @server.tool(annotations=READ_ONLY)
     async def stats(

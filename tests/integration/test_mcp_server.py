@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
+
+from tests.support.scripted_model import Reply, ScriptedModel
 
 GITHUB_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
 
@@ -69,3 +72,29 @@ async def test_search_history_over_stdio(tmp_path: Path) -> None:
     assert empty.structured_content["count"] == 0  # no database yet: nothing, no error
     assert short.is_error
     assert "at least 2 characters" in short.content[0].text  # type: ignore[union-attr]
+
+
+async def test_complete_code_goes_through_the_pipeline_into_the_history(
+    tmp_path: Path, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.reply_with(Reply(text="return a + b"))
+    db_path = tmp_path / "history.sqlite3"
+    params = _params(f"sqlite:///{db_path}", ZI_INFERENCE__URL=scripted_model.url)
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        content = "def add(a, b):\n    \n"
+        out = await client.call_tool(
+            "complete_code", {"content": content, "line": 1, "character": 4, "path": "calc.py"}
+        )
+        outside = await client.call_tool(
+            "complete_code", {"content": content, "line": 7, "character": 0}
+        )
+
+    assert not out.is_error, out.content
+    assert out.structured_content is not None
+    assert out.structured_content["text"] == "return a + b"
+    assert outside.is_error
+    assert "outside the content" in outside.content[0].text  # type: ignore[union-attr]
+    # The server flushed its history when the client closed it.
+    with sqlite3.connect(db_path) as connection:
+        rows = connection.execute("select id, language, uri from completions").fetchall()
+    assert rows == [(out.structured_content["completion_id"], "python", "mcp:///calc.py")]
