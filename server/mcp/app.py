@@ -40,7 +40,8 @@ class _Live:
     problem: str | None = None
 
 
-def build_mcp(settings: Settings) -> MCPServer:
+def build_mcp(settings: Settings, *, token: str | None = None) -> MCPServer:
+    """The server; with `token`, HTTP requests must carry it as a bearer token."""
     live = _Live()
 
     @asynccontextmanager
@@ -61,8 +62,13 @@ def build_mcp(settings: Settings) -> MCPServer:
             services, live.services = live.services, None
             await services.aclose(drain_s=2)  # the history is flushed
 
+    auth: dict[str, Any] = {}
+    if token is not None:
+        from server.mcp.http import StaticToken, auth_settings
+
+        auth = {"token_verifier": StaticToken(token), "auth": auth_settings()}
     server = MCPServer(
-        "zi-coder", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+        "zi-coder", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, **auth
     )
     url = settings.resolved_database_url()
 

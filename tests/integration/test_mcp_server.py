@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import httpx2
+import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.scripted_model import Reply, ScriptedModel
 
@@ -98,3 +105,68 @@ async def test_complete_code_goes_through_the_pipeline_into_the_history(
     with sqlite3.connect(db_path) as connection:
         rows = connection.execute("select id, language, uri from completions").fetchall()
     assert rows == [(out.structured_content["completion_id"], "python", "mcp:///calc.py")]
+
+
+# -- streamable HTTP ------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`zi-coder mcp --http --port 0` with a token; (URL, token) once it listens."""
+    token = "zi-test-token-0123456789"
+    env = _params(f"sqlite:///{tmp_path / 'history.sqlite3'}").env or {}
+    env = env | {"ZI_MCP_TOKEN": token}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "mcp", "--http", "--port", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()  # "zi-coder: MCP over streamable HTTP at URL (...)"
+        found = re.search(r"at (http://\S+)", line)
+        assert found, line
+        yield found[1], token
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_http_needs_the_token_and_serves_the_tools_with_it(
+    http_server: tuple[str, str],
+) -> None:
+    url, token = http_server
+    async with httpx.AsyncClient() as http:
+        anonymous = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        wrong = await http.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+            headers={"Authorization": "Bearer not-the-token"},
+        )
+    assert anonymous.status_code == wrong.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+
+    client_http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+    async with (
+        client_http,
+        Client(
+            streamable_http_client(url, http_client=client_http),
+            mode="legacy",
+            read_timeout_seconds=60,
+        ) as client,
+    ):
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert {"stats", "search_history", "complete_code"} <= tools
+
+
+def test_http_refuses_an_address_other_machines_can_reach() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "mcp", "--http", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "0.0.0.0 is not a loopback address" in done.stderr
