@@ -51,6 +51,10 @@ T = TypeVar("T")
 Publish = Callable[[str, "int | None", list[Diagnostic]], None]
 
 
+class ReviewUnavailable(Exception):
+    """A review could not be had; the message says why, for the person asking."""
+
+
 class DiagnosticsService:
     def __init__(
         self,
@@ -268,24 +272,8 @@ class DiagnosticsService:
         text = snapshot.text
         base = doc.review
         regions = await self._off_loop(changes.changed_regions, base.text, text)
-        d = self.settings.diagnostics
-        spec = JobSpec(
-            function=_REVIEW_JOB,
-            kwargs={
-                "endpoint": endpoint,
-                "options": {
-                    "max_tokens": d.max_tokens,
-                    "temperature": d.temperature,
-                    "max_chars": d.max_file_chars,
-                },
-                "language_id": snapshot.language_id,
-                "path": snapshot.path.name if snapshot.path else snapshot.uri,
-                "document": _sendable(text),
-                "regions": [list(r) for r in regions],
-            },
-            queue=BACKGROUND_QUEUE,
-            timeout_s=self.settings.jobs.timeout_s,
-        )
+        path = snapshot.path.name if snapshot.path else snapshot.uri
+        spec = self._review_spec(endpoint, snapshot.language_id, path, text, regions)
         result = await self.jobs.run(spec, uri=snapshot.uri, language=snapshot.language_id)
         if not result.ok:
             reason = result.error or result.status.value
@@ -307,6 +295,51 @@ class DiagnosticsService:
             len(items) - len(fresh),
         )
         await self._apply(snapshot, doc, generation, items)
+
+    def _review_spec(
+        self,
+        endpoint: dict[str, Any],
+        language_id: str,
+        path: str,
+        text: str,
+        regions: list[tuple[int, int]],
+    ) -> JobSpec:
+        d = self.settings.diagnostics
+        return JobSpec(
+            function=_REVIEW_JOB,
+            kwargs={
+                "endpoint": endpoint,
+                "options": {
+                    "max_tokens": d.max_tokens,
+                    "temperature": d.temperature,
+                    "max_chars": d.max_file_chars,
+                },
+                "language_id": language_id,
+                "path": path,
+                "document": _sendable(text),
+                "regions": [list(r) for r in regions],
+            },
+            queue=BACKGROUND_QUEUE,
+            timeout_s=self.settings.jobs.timeout_s,
+        )
+
+    async def review_file(
+        self, *, text: str, language_id: str, path: str, uri: str
+    ) -> list[review.Finding]:
+        """A review of the whole of `text` for a caller outside the editor (MCP): the
+        same job, queue and history as a review on save, its findings returned rather
+        than published. Raises :class:`ReviewUnavailable` with the reason."""
+        if len(text) > self.settings.diagnostics.max_file_chars:
+            limit = self.settings.diagnostics.max_file_chars
+            raise ReviewUnavailable(f"the file has {len(text)} characters; reviews take {limit}")
+        endpoint = self.models.chat(language_id)
+        if endpoint is None:
+            raise ReviewUnavailable(f"no chat model serves {language_id}")
+        spec = self._review_spec(endpoint.as_job_arg(), language_id, path, text, [])
+        result = await self.jobs.run(spec, uri=uri, language=language_id)
+        if not result.ok:
+            raise ReviewUnavailable(f"the review failed: {result.error or result.status.value}")
+        return [review.Finding.model_validate(f) for f in result.value["findings"]]
 
     async def _apply(
         self, snapshot: Snapshot, doc: DocState, generation: int, items: list[Diagnostic]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
@@ -139,6 +139,44 @@ def build_mcp(settings: Settings, *, token: str | None = None) -> MCPServer:
         note = None if figures is not None else f"no history yet at {masked(url)}"
         return to_json(figures or Stats.empty(), url=masked(url), since=since, note=note)
 
+    @server.tool()
+    async def review_file(
+        content: Annotated[
+            str | None, Field(max_length=2_000_000, description="The file's text (or: path)")
+        ] = None,
+        path: Annotated[
+            str | None,
+            Field(
+                description="The file, under the directory the server runs in; read if "
+                "content is not given, and its name tells the language"
+            ),
+        ] = None,
+        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+    ) -> dict[str, Any]:
+        """Review a file with Zi's AI review, as on save in the editor: findings with
+        1-based line ranges, severity, message, and a fix (the new text of exactly those
+        lines) when there is one."""
+        from server.commands.complete import language_of
+        from server.diagnostics.service import ReviewUnavailable
+
+        if live.services is None:
+            raise ToolError("the server is not running")
+        if content is None and path is None:
+            raise ToolError("give the file's content, or its path")
+        name = PurePosixPath(path or "untitled")
+        if content is None:
+            content = await asyncio.to_thread(_read_under, Path.cwd(), name)
+        try:
+            findings = await live.services.diagnostics.review_file(
+                text=content,
+                language_id=language or language_of(name),
+                path=name.name,
+                uri=f"mcp:///{name.as_posix().lstrip('/')}",
+            )
+        except ReviewUnavailable as exc:
+            raise ToolError(str(exc)) from exc
+        return {"findings": [finding.model_dump() for finding in findings]}
+
     @server.tool(annotations=READ_ONLY)
     async def search_history(
         text: Annotated[
@@ -209,3 +247,15 @@ def _search(url: str, text: str, limit: int) -> list[dict[str, Any]]:
         message = f"cannot read the history database {masked(url)}: {describe(exc)}"
         raise ToolError(message) from exc
     return [asdict(item) | {"created_at": item.created_at.isoformat()} for item in found]
+
+
+def _read_under(root: Path, name: PurePosixPath) -> str:
+    """The text of `name` if it is under `root` (an agent must not read ~/.ssh)."""
+    base = root.resolve()
+    target = (base / name).resolve()
+    if not target.is_relative_to(base):
+        raise ToolError(f"{name} is outside {base}, the directory the server runs in")
+    try:
+        return target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ToolError(f"cannot read {name}: {exc}") from exc

@@ -170,3 +170,35 @@ def test_http_refuses_an_address_other_machines_can_reach() -> None:
     )
     assert done.returncode == 2
     assert "0.0.0.0 is not a loopback address" in done.stderr
+
+
+async def test_review_file_reads_a_file_under_its_directory_and_no_other(
+    tmp_path: Path, scripted_model: ScriptedModel
+) -> None:
+    finding = {
+        "line_start": 2, "line_end": 2, "severity": "warning", "category": "bug",
+        "message": "division by zero when values is empty",
+        "fix": "    return sum(values) / len(values) if values else 0.0\n",
+    }  # fmt: skip
+    scripted_model.chat_reply_with(Reply(text=json.dumps({"findings": [finding]})))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "stats.py").write_text("def mean(values):\n    return sum(values) / len(values)\n")
+    (tmp_path / "secret.txt").write_text("not for agents\n")
+    params = _params(f"sqlite:///{tmp_path / 'h.sqlite3'}", ZI_INFERENCE__URL=scripted_model.url)
+    params = params.model_copy(update={"cwd": project})
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        reviewed = await client.call_tool("review_file", {"path": "stats.py"})
+        outside = await client.call_tool("review_file", {"path": "../secret.txt"})
+        neither = await client.call_tool("review_file", {})
+
+    assert not reviewed.is_error, reviewed.content
+    assert reviewed.structured_content is not None
+    [found] = reviewed.structured_content["findings"]
+    assert (found["line_start"], found["message"]) == (2, finding["message"])
+    [request] = scripted_model.chat_requests
+    assert "return sum(values) / len(values)" in json.dumps(request["messages"])
+    assert outside.is_error
+    assert "outside" in outside.content[0].text  # type: ignore[union-attr]
+    assert "not for agents" not in json.dumps(scripted_model.chat_requests)
+    assert neither.is_error
