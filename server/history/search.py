@@ -126,3 +126,36 @@ def _snippet(value: str, needle: str) -> str:
     start = max(at - SNIPPET_CHARS // 2, 0) if at >= 0 else 0
     piece = value[start : start + SNIPPET_CHARS]
     return ("…" if start else "") + piece + ("…" if start + SNIPPET_CHARS < len(value) else "")
+
+
+def recent_history(connection: Connection, *, limit: int) -> list[Found]:
+    """The newest `limit` suggestions and model calls (live ones: no replays)."""
+    from sqlalchemy import select
+
+    from server.history.models import CompletionRecord, ModelCallRecord
+
+    completions = CompletionRecord.__table__.c
+    calls = ModelCallRecord.__table__.c
+    found = [
+        Found("completion", "completions", row.id, row.created_at, row.model, row.language,
+              "text", _snippet(row.text or "", ""), row.outcome)
+        for row in connection.execute(
+            select(completions.id, completions.created_at, completions.model,
+                   completions.language, completions.text, completions.outcome)
+            .order_by(completions.created_at.desc())
+            .limit(limit)
+        )
+    ]  # fmt: skip
+    found += [
+        Found(row.kind, "model_calls", row.id, row.created_at, row.model, row.language,
+              "error" if row.error else "response", _snippet(row.error or row.response or "", ""))
+        for row in connection.execute(
+            select(calls.id, calls.created_at, calls.kind, calls.model, calls.language,
+                   calls.response, calls.error)
+            .where(calls.replay.is_(False))
+            .order_by(calls.created_at.desc())
+            .limit(limit)
+        )
+    ]  # fmt: skip
+    found.sort(key=lambda item: item.created_at, reverse=True)
+    return found[:limit]

@@ -187,8 +187,17 @@ def build_mcp(settings: Settings, *, token: str | None = None) -> MCPServer:
         """Search Zi's history, newest first: suggestions by file name or text, model
         calls by prompt, response or error. Prompts and texts are searchable only where
         history.store_prompts kept them (secrets redacted)."""
-        found = await asyncio.to_thread(_search, url, text, limit)
+        found = await asyncio.to_thread(_read_history, url, text, limit)
         return {"results": found, "count": len(found)}
+
+    @server.resource(
+        "zi://history/recent",
+        mime_type="application/json",
+        description="The 50 newest suggestions and model calls in Zi's history",
+    )
+    async def recent() -> str:
+        found = await asyncio.to_thread(_read_history, url, None, 50)
+        return json.dumps({"results": found}, indent=2)
 
     @server.resource(
         "zi://config",
@@ -222,7 +231,8 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
     return masked
 
 
-def _search(url: str, text: str, limit: int) -> list[dict[str, Any]]:
+def _read_history(url: str, text: str | None, limit: int) -> list[dict[str, Any]]:
+    """Rows containing `text`, or the newest ones for `text` None."""
     from dataclasses import asdict
 
     from sqlalchemy import inspect
@@ -230,7 +240,7 @@ def _search(url: str, text: str, limit: int) -> list[dict[str, Any]]:
 
     from server.commands.stats import masked, open_readonly
     from server.errors import describe
-    from server.history.search import search_history
+    from server.history.search import recent_history, search_history
 
     try:
         engine = open_readonly(url)
@@ -240,7 +250,10 @@ def _search(url: str, text: str, limit: int) -> list[dict[str, Any]]:
             with engine.connect() as connection:
                 if not inspect(connection).has_table("model_calls"):
                     return []  # no history yet, or one from before model calls were kept
-                found = search_history(connection, text=text, limit=limit)
+                if text is None:
+                    found = recent_history(connection, limit=limit)
+                else:
+                    found = search_history(connection, text=text, limit=limit)
         finally:
             engine.dispose()
     except (SQLAlchemyError, OSError) as exc:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from server.completion.recorder import CompletionEvent, ModelCallEvent, ModelCallKind
 from server.history import repository
 from server.history.database import create_engine_for, upgrade_to_head
-from server.history.search import search_history
+from server.history.search import recent_history, search_history
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -71,3 +71,25 @@ def test_texts_kept_without_store_prompts_are_not_searchable(history_url: str) -
         assert search_history(connection, text="sauce", limit=5) == []
         assert [f.id for f in search_history(connection, text="a.py", limit=5)] == ["c1"]
     engine.dispose()
+
+
+def test_recent_history_is_the_newest_rows_of_both_tables(history_url: str) -> None:
+    engine = create_engine_for(history_url)
+    upgrade_to_head(engine)
+    with Session(engine) as session, session.begin():
+        for event in (
+            _completion("c1", "file:///repo/a.py", "one", 30),
+            _completion("c2", "file:///repo/b.py", "two", 1),
+        ):
+            repository.record_completion(session=session, event=event, store_prompts=False)
+        call = _call("m1", "p", "r", error="HTTP 500: engine crashed")
+        repository.record_model_call(session=session, event=call, store_prompts=False)
+    with engine.connect() as connection:
+        two = recent_history(connection, limit=2)
+        everything = recent_history(connection, limit=10)
+    engine.dispose()
+
+    assert [f.id for f in two] == ["c2", "m1"]  # 1 and 5 minutes ago
+    assert [f.id for f in everything] == ["c2", "m1", "c1"]
+    assert everything[1].snippet == "HTTP 500: engine crashed"  # errors are always kept
+    assert everything[0].snippet == ""  # texts only with store_prompts

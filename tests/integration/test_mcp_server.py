@@ -74,11 +74,13 @@ async def test_search_history_over_stdio(tmp_path: Path) -> None:
     async with Client(_params(db_url), mode="legacy", read_timeout_seconds=60) as client:
         empty = await client.call_tool("search_history", {"text": "billing"})
         short = await client.call_tool("search_history", {"text": "b"})
+        recent = await client.read_resource("zi://history/recent")
 
     assert not empty.is_error and empty.structured_content is not None
     assert empty.structured_content["count"] == 0  # no database yet: nothing, no error
     assert short.is_error
     assert "at least 2 characters" in short.content[0].text  # type: ignore[union-attr]
+    assert json.loads(recent.contents[0].text) == {"results": []}  # type: ignore[union-attr]
 
 
 async def test_complete_code_goes_through_the_pipeline_into_the_history(
