@@ -259,7 +259,12 @@ def _read_history(url: str, text: str | None, limit: int) -> list[dict[str, Any]
     except (SQLAlchemyError, OSError) as exc:
         message = f"cannot read the history database {masked(url)}: {describe(exc)}"
         raise ToolError(message) from exc
-    return [asdict(item) | {"created_at": item.created_at.isoformat()} for item in found]
+    return [asdict(item) | {"created_at": _utc(item.created_at).isoformat()} for item in found]
+
+
+def _utc(at: datetime) -> datetime:
+    # SQLite gives back naive datetimes; the history writes them in UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _read_under(root: Path, name: PurePosixPath) -> str:
