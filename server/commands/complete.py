@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path, PurePath
+from pathlib import Path
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,34 +19,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     complete.set_defaults(run=run)
 
 
-_EXTENSIONS = {
-    ".py": "python",
-    ".js": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".rs": "rust",
-    ".go": "go",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".hpp": "cpp",
-    ".java": "java",
-    ".rb": "ruby",
-    ".sh": "shellscript",
-    ".lua": "lua",
-    ".cs": "csharp",
-    ".php": "php",
-    ".kt": "kotlin",
-}
-
-
-def language_of(path: PurePath) -> str:
-    """The LSP language id of a file, from its extension ("plaintext" if unknown)."""
-    return _EXTENSIONS.get(path.suffix, "plaintext")
-
-
 def run(args: argparse.Namespace) -> int:
     location: str = args.location
     language: str | None = args.language
@@ -55,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from server.app import build_services
     from server.commands import configure_logging
     from server.completion.types import CompletionRequest, Document
+    from server.languages import language_of
     from server.notify import Level, Notifier
     from server.settings import Settings
 
