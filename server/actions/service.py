@@ -31,6 +31,8 @@ from server.actions.types import (
     Resolution,
     Snapshot,
 )
+from server.context.gather import gather, symbol_at
+from server.context.types import ContextRequest, ContextSource, NoContext
 from server.jobs.gateway import JobGateway
 from server.jobs.spec import JobResult, JobSpec
 from server.notify import Notifier
@@ -104,10 +106,13 @@ class ActionService:
         documents: Callable[[str], Snapshot | None],
         folders: Callable[[], Sequence[Path]],
         syntax: Syntax | None = None,
+        context: ContextSource | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         self.jobs = jobs
+        # Reference data from MCP servers, gathered before each job (at most its deadline).
+        self.context: ContextSource = context if context is not None else NoContext()
         self.notifier = notifier
         self.documents = documents
         self.folders = folders
@@ -212,6 +217,51 @@ class ActionService:
         )
         return str(value["markdown"])
 
+    # -- a snapshot handed in (MCP tools: no open document, so nothing to rebase) -------
+
+    async def fix_lines(
+        self,
+        snapshot: Snapshot,
+        start: int,
+        end: int,
+        *,
+        message: str,
+        source: str | None = None,
+        code: str | None = None,
+        progress: Progress | None = None,
+    ) -> LineEdit:
+        """The edit of lines [start, end) that fixes the problem `message`, computed as
+        "Fix with Zi" computes it (the same job, prompt, queue and history)."""
+        lines = split_lines(snapshot.text)
+        if not 0 <= start < end <= max(len(lines), 1):
+            raise ActionError(f"lines {start + 1}-{end} are outside the document")
+        kwargs = self._common(snapshot, start, end)
+        kwargs["problem"] = _describe(message, source, code)
+        value = await self._run(
+            "fix_problem", kwargs, progress or (lambda message, percentage: None), snapshot
+        )
+        start, end = int(value["start"]), int(value["end"])
+        return self._checked_edit(snapshot, start, end, str(value["new_text"]))
+
+    async def tests_for(self, snapshot: Snapshot, function: str, progress: Progress) -> Resolution:
+        """Tests for the top-level `function` of `snapshot` (a file in a workspace folder),
+        as "Generate tests" writes them: run in the sandbox, repaired, only passing ones
+        kept. The one edit's new text is the whole test file."""
+        nodes = [
+            n
+            for n in _definitions(snapshot.text)
+            if not isinstance(n, ast.ClassDef) and n.col_offset == 0
+        ]
+        node = next((n for n in nodes if n.name == function), None)
+        if node is None:
+            names = ", ".join(sorted({n.name for n in nodes}))
+            there = (
+                f"those there: {names}" if names else "there is none, or the file does not parse"
+            )
+            raise ActionError(f"no top-level function named {function!r} ({there})")
+        first, end = _span(node)
+        return await self._tests(snapshot, {"start": first, "end": end, "name": function}, progress)
+
     # -- the pieces -------------------------------------------------------------------
 
     def _snapshot_for(self, data: dict[str, Any]) -> Snapshot:
@@ -285,9 +335,30 @@ class ActionService:
         except EditConflict as exc:
             raise ActionError(f"not applied: {exc}") from None
 
+    async def _with_context(
+        self, kwargs: dict[str, Any], snapshot: Snapshot, progress: Progress
+    ) -> dict[str, Any]:
+        """`kwargs` with the job's reference data from MCP servers, if there is any."""
+        if isinstance(self.context, NoContext):
+            return kwargs  # the default: not even the parse for the symbol
+        progress("gathering reference data", None)
+        problem = str(kwargs.get("problem") or "")
+        symbol = str(kwargs.get("function") or "") or symbol_at(
+            snapshot.language_id, snapshot.text, int(kwargs["start"]), problem
+        )
+        request = ContextRequest(
+            "actions", snapshot.language_id, self._display_path(snapshot), symbol, problem
+        )
+        items = await gather(self.context, request, deadline_s=self.settings.mcp.context_deadline_s)
+        if not items:  # the job as it was: a worker from before MCP context takes it
+            return kwargs
+        options = {**kwargs["options"], "max_context_chars": self.settings.mcp.max_context_chars}
+        return {**kwargs, "options": options, "context": [item.as_job_arg() for item in items]}
+
     async def _run(
         self, function: str, kwargs: dict[str, Any], progress: Progress, snapshot: Snapshot
     ) -> Any:
+        kwargs = await self._with_context(kwargs, snapshot, progress)
         timeout = self.settings.jobs.timeout_s
         if function == "generate_tests":
             timeout = max(timeout, self.settings.actions.tests_timeout_s)

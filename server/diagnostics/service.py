@@ -15,6 +15,12 @@ shown (a cache hit for a newer save came first) is dropped.
 
 Every group of diagnostics keeps the text it was computed on; a publish places
 each group on the document as it is now (see ``state``).
+
+A review may draw reference data from MCP servers (a ``ContextSource``): it is
+gathered after the debounce (a save meanwhile starts over, as during the debounce),
+never before the static checks, and waited for at most the source's deadline
+(``mcp.context_deadline_s``). It is part of the review cache's key, so the same
+text reviewed with other reference data is asked anew.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from typing import Any, TypeVar
 
 from server.actions.types import Snapshot
 from server.cache import CompletionCache
+from server.context.gather import gather
+from server.context.types import ContextItem, ContextRequest, ContextSource, NoContext
 from server.diagnostics import changes, review, state
 from server.diagnostics.state import DocState, Group
 from server.diagnostics.static import looks_binary, static_diagnostics
 from server.diagnostics.types import Diagnostic, Severity
 from server.jobs import BACKGROUND_QUEUE
 from server.jobs.gateway import JobGateway
-from server.jobs.spec import JobSpec
+from server.jobs.spec import JobSpec, canonical_json
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
@@ -67,6 +75,7 @@ class DiagnosticsService:
         documents: Callable[[str], Snapshot | None],
         publish: Publish,
         syntax: Syntax | None = None,
+        context: ContextSource | None = None,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -76,7 +85,11 @@ class DiagnosticsService:
         self.documents = documents
         self.publish = publish
         self.syntax = syntax or Syntax()
+        self.context: ContextSource = context if context is not None else NoContext()
         self._states: dict[str, DocState] = {}
+        # Reference data gathered for the save waiting for a document's review worker:
+        # uri -> (review generation, items), so the worker need not ask again.
+        self._gathered: dict[str, tuple[int, list[ContextItem]]] = {}
         # One thread for checks and placements: opening 100 files must not put 100
         # ruff processes and parses on 2 cores while the user waits for a completion
         # (bench.run measured 81 ms of completion overhead that way instead of 4).
@@ -103,6 +116,7 @@ class DiagnosticsService:
 
     def closed(self, uri: str) -> None:
         doc = self._states.pop(uri, None)
+        self._gathered.pop(uri, None)
         for task in doc.tasks() if doc is not None else ():
             task.cancel()  # a running review's job is cancelled with it
         self.publish(uri, None, [])  # the client forgets a closed file's diagnostics
@@ -211,11 +225,13 @@ class DiagnosticsService:
 
     async def _after_debounce(self, snapshot: Snapshot, doc: DocState, generation: int) -> None:
         await asyncio.sleep(self.settings.diagnostics.debounce_ms / 1000)
+        context = await self._context_for(snapshot, doc)
         try:
-            if await self._from_cache(snapshot, doc, generation):
+            if await self._from_cache(snapshot, doc, generation, context):
                 return
         except Exception:
             log.exception("review cache of %s failed", snapshot.uri)
+        self._gathered[snapshot.uri] = (generation, context)
         doc.wanted = (snapshot, generation)
         if doc.worker is None or doc.worker.done():
             doc.worker = asyncio.get_running_loop().create_task(self._reviews(doc))
@@ -230,15 +246,27 @@ class DiagnosticsService:
             except Exception:
                 log.exception("review of %s failed", snapshot.uri)
 
-    def _cache_key(self, snapshot: Snapshot, endpoint_parts: tuple[str, ...]) -> str:
+    async def _context_for(self, snapshot: Snapshot, doc: DocState) -> list[ContextItem]:
+        """Reference data for reviewing `snapshot` ([] when the review shown is for its text)."""
+        if doc.review.text == snapshot.text:
+            return []  # republished as it is: no review, no context
+        request = ContextRequest("review", snapshot.language_id, _display_path(snapshot))
+        return await gather(self.context, request, deadline_s=self.settings.mcp.context_deadline_s)
+
+    def _cache_key(
+        self, snapshot: Snapshot, endpoint_parts: tuple[str, ...], context: list[ContextItem]
+    ) -> str:
         d = self.settings.diagnostics
-        parts = (
+        parts: tuple[str, ...] = (
             review.PROMPT_VERSION,
             *endpoint_parts,
             snapshot.language_id,
             str(d.max_file_chars),
             str(d.max_tokens),
         )
+        if context:  # without, the key is what it was before MCP context existed
+            data = canonical_json([item.as_job_arg() for item in context])
+            parts += ("mcp", str(self.settings.mcp.max_context_chars), data)
         return state.cache_key(parts, snapshot.text)
 
     def _endpoint(self, snapshot: Snapshot) -> tuple[dict[str, Any], tuple[str, ...]] | None:
@@ -247,14 +275,16 @@ class DiagnosticsService:
             return None  # the router told the user why
         return endpoint.as_job_arg(), (endpoint.url, endpoint.model or "")
 
-    async def _from_cache(self, snapshot: Snapshot, doc: DocState, generation: int) -> bool:
+    async def _from_cache(
+        self, snapshot: Snapshot, doc: DocState, generation: int, context: list[ContextItem]
+    ) -> bool:
         if doc.review.text == snapshot.text:
             await self._apply(snapshot, doc, generation, list(doc.review.items))
             return True
         found = self._endpoint(snapshot)
         if found is None:
             return True  # nothing to review with
-        cached = await self.cache.get(self._cache_key(snapshot, found[1]))
+        cached = await self.cache.get(self._cache_key(snapshot, found[1], context))
         items = state.decode(cached) if cached is not None else None
         if items is None:
             return False
@@ -263,7 +293,12 @@ class DiagnosticsService:
         return True
 
     async def _review(self, snapshot: Snapshot, doc: DocState, generation: int) -> None:
-        if await self._from_cache(snapshot, doc, generation):
+        gathered = self._gathered.pop(snapshot.uri, None)
+        if gathered is not None and gathered[0] == generation:
+            context = gathered[1]
+        else:
+            context = await self._context_for(snapshot, doc)
+        if await self._from_cache(snapshot, doc, generation, context):
             return  # another editor (shared cache) or an undo got there first
         found = self._endpoint(snapshot)
         if found is None:
@@ -272,8 +307,8 @@ class DiagnosticsService:
         text = snapshot.text
         base = doc.review
         regions = await self._off_loop(changes.changed_regions, base.text, text)
-        path = snapshot.path.name if snapshot.path else snapshot.uri
-        spec = self._review_spec(endpoint, snapshot.language_id, path, text, regions)
+        path = _display_path(snapshot)
+        spec = self._review_spec(endpoint, snapshot.language_id, path, text, regions, context)
         result = await self.jobs.run(spec, uri=snapshot.uri, language=snapshot.language_id)
         if not result.ok:
             reason = result.error or result.status.value
@@ -285,7 +320,7 @@ class DiagnosticsService:
         fresh = review.to_diagnostics(findings, text)
         items = [d for d in kept if not changes.in_regions(d, regions)] + fresh
         await self.cache.set(
-            self._cache_key(snapshot, parts), state.encode(items), REVIEW_CACHE_TTL_S
+            self._cache_key(snapshot, parts, context), state.encode(items), REVIEW_CACHE_TTL_S
         )
         log.info(
             "review of %s: %d finding(s) in %d region(s), %d kept from before",
@@ -303,22 +338,28 @@ class DiagnosticsService:
         path: str,
         text: str,
         regions: list[tuple[int, int]],
+        context: list[ContextItem],
     ) -> JobSpec:
         d = self.settings.diagnostics
+        options: dict[str, Any] = {
+            "max_tokens": d.max_tokens,
+            "temperature": d.temperature,
+            "max_chars": d.max_file_chars,
+        }
+        kwargs: dict[str, Any] = {
+            "endpoint": endpoint,
+            "options": options,
+            "language_id": language_id,
+            "path": path,
+            "document": _sendable(text),
+            "regions": [list(r) for r in regions],
+        }
+        if context:  # only then: a worker from before MCP context takes the job as it was
+            options["max_context_chars"] = self.settings.mcp.max_context_chars
+            kwargs["context"] = [item.as_job_arg() for item in context]
         return JobSpec(
             function=_REVIEW_JOB,
-            kwargs={
-                "endpoint": endpoint,
-                "options": {
-                    "max_tokens": d.max_tokens,
-                    "temperature": d.temperature,
-                    "max_chars": d.max_file_chars,
-                },
-                "language_id": language_id,
-                "path": path,
-                "document": _sendable(text),
-                "regions": [list(r) for r in regions],
-            },
+            kwargs=kwargs,
             queue=BACKGROUND_QUEUE,
             timeout_s=self.settings.jobs.timeout_s,
         )
@@ -335,7 +376,11 @@ class DiagnosticsService:
         endpoint = self.models.chat(language_id)
         if endpoint is None:
             raise ReviewUnavailable(f"no chat model serves {language_id}")
-        spec = self._review_spec(endpoint.as_job_arg(), language_id, path, text, [])
+        request = ContextRequest("review", language_id, path)
+        context = await gather(
+            self.context, request, deadline_s=self.settings.mcp.context_deadline_s
+        )
+        spec = self._review_spec(endpoint.as_job_arg(), language_id, path, text, [], context)
         result = await self.jobs.run(spec, uri=uri, language=language_id)
         if not result.ok:
             raise ReviewUnavailable(f"the review failed: {result.error or result.status.value}")
@@ -369,6 +414,10 @@ class DiagnosticsService:
     def _merged(self, doc: DocState, text: str) -> list[Diagnostic]:
         d = self.settings.diagnostics
         return state.merged(doc, text, Severity.from_name(d.min_severity), d.review)
+
+
+def _display_path(snapshot: Snapshot) -> str:
+    return snapshot.path.name if snapshot.path else snapshot.uri
 
 
 def _sendable(text: str) -> str:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from server.app import build_services
 from server.completion.types import Document
+from server.context.types import NoContext
 from server.lsp.server import ZiLanguageServer
 from server.notify import Level, Notifier
 from server.settings import Settings
@@ -104,17 +105,22 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
         settings.history.enabled
         and settings.resolved_database_url() == services.settings.resolved_database_url()
     )
+    # The MCP servers' connections (and their processes) outlive a change elsewhere.
+    keep_context = settings.mcp == services.settings.mcp
     old = services
     ls.services = build_services(
         settings,
         notifier=old.notifier,
         history=old.history if keep_history and old.history else True,
         syntax=old.completions.syntax,
+        context=old.context if keep_context else None,
         **_views(ls),
     )
     if keep_history:  # acceptances recorded in another database stay there
         ls.services.completions.outcomes.adopt(old.completions.outcomes)
     old.history = old.history if not keep_history else None
+    if keep_context:
+        old.context = NoContext()  # the new services own it now
     _background(old.aclose(drain_s=30))
     _background(ls.services.diagnostics.adopt(old.diagnostics))
     old.notifier.info("settings updated from the client")
