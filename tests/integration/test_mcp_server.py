@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +17,9 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, TextContent
 
+from tests.support.code_actions import MODULE
 from tests.support.scripted_model import Reply, ScriptedModel
 
 GITHUB_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
@@ -33,7 +36,10 @@ async def test_stats_over_stdio_reports_an_empty_history(tmp_path: Path) -> None
     db_url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     async with Client(_params(db_url), mode="legacy", read_timeout_seconds=60) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert "stats" in tools
+        assert set(tools) == {
+            "complete_code", "review_file", "fix_diagnostic", "generate_tests",
+            "search_history", "stats",
+        }  # fmt: skip
         assert tools["stats"].input_schema["properties"]["since_days"]
 
         result = await client.call_tool("stats", {})
@@ -204,3 +210,153 @@ async def test_review_file_reads_a_file_under_its_directory_and_no_other(
     assert "outside" in outside.content[0].text  # type: ignore[union-attr]
     assert "not for agents" not in json.dumps(scripted_model.chat_requests)
     assert neither.is_error
+
+
+# -- code actions: fix_diagnostic, generate_tests ---------------------------------------
+
+
+def _chat_text(body: dict[str, object]) -> str:
+    return json.dumps(body["messages"])
+
+
+def _error(result: CallToolResult) -> str:
+    """The message of a tool error."""
+    assert result.is_error, result.content
+    [block] = result.content
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+async def test_fix_diagnostic_runs_the_quick_fix_job_and_returns_the_edit(
+    tmp_path: Path, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.queue_chat(
+        "Sure! The division fails on an empty list:\n\n"
+        "```python\nreturn total / len(values) if values else 0.0\n```\n",
+        "```python\nreturn (total /\n```",  # does not parse
+    )
+    db_path = tmp_path / "history.sqlite3"
+    params = _params(f"sqlite:///{db_path}", ZI_INFERENCE__URL=scripted_model.url)
+    problem = {"content": MODULE, "path": "stats.py", "line_start": 9, "line_end": 9}
+    async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
+        fixed = await client.call_tool(
+            "fix_diagnostic",
+            problem | {"message": "Possible division by zero", "source": "mypy"},
+        )
+        refused = await client.call_tool(
+            "fix_diagnostic", problem | {"message": "Possible division by zero"}
+        )
+        outside = await client.call_tool(
+            "fix_diagnostic", problem | {"line_start": 12, "line_end": 14, "message": "x"}
+        )
+        backwards = await client.call_tool(
+            "fix_diagnostic", problem | {"line_start": 9, "line_end": 2, "message": "x"}
+        )
+
+    assert not fixed.is_error, fixed.content
+    out = fixed.structured_content
+    assert out is not None
+    new_line = "    return total / len(values) if values else 0.0\n"
+    assert (out["line_start"], out["line_end"], out["new_text"]) == (9, 9, new_line)
+    assert out["fixed_content"] == MODULE.replace("    return total / len(values)\n", new_line)
+    assert "-    return total / len(values)\n+" + new_line in out["diff"]
+    asked, _refused = scripted_model.chat_requests
+    assert "Possible division by zero (mypy)" in _chat_text(asked)
+    assert "return total / len(values)" in _chat_text(asked)
+    assert "no fix: the model's code does not parse" in _error(refused)
+    assert "lines 12-14 are outside the file (9 lines)" in _error(outside)
+    assert "line_end 2 is before line_start 9" in _error(backwards)
+    assert len(scripted_model.chat_requests) == 2  # no model call for a bad range
+    # The same history as the editor's quick fix: a code_action job and its model call.
+    with sqlite3.connect(db_path) as connection:
+        jobs = connection.execute("select kind, function, status, uri from jobs").fetchall()
+        calls = connection.execute("select kind, job_id from model_calls").fetchall()
+    fix_job = ("code_action", "server.actions.jobs.fix_problem", "finished", "mcp:///stats.py")
+    assert fix_job in jobs
+    assert {kind for kind, _ in calls} == {"code_action"} and len(calls) == 2
+    assert all(job_id for _, job_id in calls)
+
+
+FAILING_AND_PASSING = """```python
+from stats import mean
+
+
+def test_mean_of_two():
+    assert mean([1, 3]) == 2
+
+
+def test_mean_of_empty_is_zero():
+    assert mean([]) == 0
+```"""
+
+REPAIRED = """```python
+import pytest
+
+from stats import mean
+
+
+def test_mean_of_two():
+    assert mean([1, 3]) == 2
+
+
+def test_mean_of_empty_raises():
+    with pytest.raises(ZeroDivisionError):
+        mean([])
+```"""
+
+
+async def test_generate_tests_returns_tests_that_passed_in_the_sandbox_with_progress(
+    tmp_path: Path, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.queue_chat(FAILING_AND_PASSING, REPAIRED)
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "stats.py").write_text(MODULE)
+    params = _params(f"sqlite:///{tmp_path / 'h.sqlite3'}", ZI_INFERENCE__URL=scripted_model.url)
+    params = params.model_copy(update={"cwd": project})
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reports.append((progress, total, message))
+
+    async with Client(params, mode="legacy", read_timeout_seconds=110) as client:
+        written = await client.call_tool(
+            "generate_tests",
+            {"path": "stats.py", "function": "mean"},
+            progress_callback=on_progress,
+        )
+        unknown = await client.call_tool(
+            "generate_tests", {"path": "stats.py", "function": "median"}
+        )
+        outside = await client.call_tool(
+            "generate_tests", {"path": "../stats.py", "function": "mean", "content": MODULE}
+        )
+
+    assert not written.is_error, written.content
+    out = written.structured_content
+    assert out is not None
+    assert out["test_path"] == "tests/test_stats.py" and out["creates_file"]
+    assert out["text"] == REPAIRED.removeprefix("```python\n").removesuffix("```")
+    assert out["passed"] and "2 generated test(s) pass" in out["summary"]
+    assert not (project / "tests" / "test_stats.py").exists()  # returned, not written
+    _generate, repair = scripted_model.chat_requests
+    assert "ZeroDivisionError" in _chat_text(repair)  # the sandbox's failure went back
+    messages = [message for _, _, message in reports]
+    assert "round 1/3: writing tests" in messages and "round 2/3: running tests" in messages
+    assert [p for p, _, _ in reports] == sorted(p for p, _, _ in reports)
+    assert "no top-level function named 'median' (those there: add, mean)" in _error(unknown)
+    assert "is outside" in _error(outside)
+
+
+async def test_fix_diagnostic_with_the_model_down_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    params = _params(
+        f"sqlite:///{tmp_path / 'h.sqlite3'}", ZI_INFERENCE__URL=f"http://127.0.0.1:{port}"
+    )
+    async with Client(params, mode="legacy", read_timeout_seconds=110) as client:
+        down = await client.call_tool(
+            "fix_diagnostic", {"content": MODULE, "line_start": 9, "message": "division by zero"}
+        )
+    assert f"no fix: ModelUnavailable: cannot connect to http://127.0.0.1:{port}" in _error(down)
