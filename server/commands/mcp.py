@@ -220,7 +220,7 @@ def _open(args: argparse.Namespace) -> tuple[Path, list[ServerSpec], McpContext]
 
     from server.commands import fail
     from server.mcp.client.config import McpConfigError, load_servers
-    from server.mcp.client.manager import McpContext
+    from server.mcp.client.manager import McpContext, pins_path
     from server.notify import Notifier
     from server.settings import Settings
 
@@ -242,7 +242,7 @@ def _open(args: argparse.Namespace) -> tuple[Path, list[ServerSpec], McpContext]
     context = McpContext(
         specs,
         settings=settings.mcp,
-        pins_path=settings.resolved_state_dir() / "mcp-pins.json",  # as the language server
+        pins_path=pins_path(settings),  # as the language server
         notifier=Notifier(),
     )
     return path, specs, context
@@ -303,7 +303,9 @@ def _write_server(server: dict[str, Any]) -> None:
         for row in rows:
             lines.append(f"  {row[0].ljust(first)}  {row[1].ljust(second)}  {row[2]}".rstrip())
     if server["unmatched_resources"]:
-        lines.append(f"  ({server['unmatched_resources']} other resources: no pattern matches)")
+        count = server["unmatched_resources"]
+        other = "other resource" if count == 1 else "other resources"
+        lines.append(f"  ({count} {other}: no pattern matches)")
     sys.stdout.write("\n".join(lines) + "\n")
 
 

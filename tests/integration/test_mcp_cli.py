@@ -86,7 +86,7 @@ def test_list_shows_a_ready_server_its_tools_and_matching_resources(tmp_path: Pa
     assert "missing: allowed in the servers file" in line_of(first.stdout, "tool search")
     assert "resource docs://api/greet" in first.stdout
     assert "notes://private" not in first.stdout  # listed by the server, matched by no pattern
-    assert "(1 other resources: no pattern matches)" in first.stdout
+    assert "(1 other resource: no pattern matches)" in first.stdout
 
     # Pinned at first sight: the next listing says plainly "allowed".
     docs = listed(tmp_path, servers)["docs"]

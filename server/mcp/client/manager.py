@@ -243,9 +243,15 @@ def build_context_source(settings: Settings, notifier: Notifier) -> ContextSourc
     return McpContext(
         specs,
         settings=settings.mcp,
-        pins_path=settings.resolved_state_dir() / "mcp-pins.json",
+        pins_path=pins_path(settings),
         notifier=notifier,
     )
+
+
+def pins_path(settings: Settings) -> Path:
+    """Where confirmed tool descriptions are kept: per user, next to the other state
+    (``ZI_STATE_DIR``), shared by the language servers and ``zi-coder mcp trust``."""
+    return settings.resolved_state_dir() / "mcp-pins.json"
 
 
 class _OnCallersLoop:
