@@ -104,6 +104,20 @@ def test_list_shows_a_ready_server_its_tools_and_matching_resources(tmp_path: Pa
     assert events == ["start", "start"]
 
 
+def test_a_secret_in_a_command_line_is_listed_redacted(tmp_path: Path) -> None:
+    token = "sk-proj-Abc123Def456Ghi789Jkl012Mno345Pqr"
+    servers = tmp_path / "mcp.toml"
+    servers.write_text(server_table("docs", "well_behaved.py", "--api-key", token))
+
+    result = zi_mcp(tmp_path, "list", "--json", servers=servers)
+
+    assert result.returncode == 0, result.stderr
+    [docs] = json.loads(result.stdout)["servers"]
+    assert docs["state"] == "ready"
+    assert docs["identity"].endswith("well_behaved.py --api-key <redacted:openai-key>")
+    assert token not in result.stdout and token not in result.stderr
+
+
 def test_a_crashing_server_is_listed_as_failed_with_its_reason(tmp_path: Path) -> None:
     servers = tmp_path / "mcp.toml"
     text = server_table("broken", "crashes.py", "init") + server_table("docs", "well_behaved.py")

@@ -16,6 +16,7 @@ from mcp.types import (
 from server.context.types import ContextRequest
 from server.mcp.client.config import ToolUse
 from server.mcp.client.content import arguments_for, clean_text, resource_text, tool_text
+from server.mcp.client.stdio import Ending
 
 
 @pytest.mark.parametrize(
@@ -25,6 +26,9 @@ from server.mcp.client.content import arguments_for, clean_text, resource_text, 
         ("\x1b[31mred\x1b[0m and a bell\x07", "red and a bell"),
         ("evil\u202eright-to-left\u2066", "evilright-to-left"),
         ("  padded  \r\n", "padded"),
+        ("\x1b]8;;http://evil\x07link\x1b]8;;\x07 text", "link text"),  # OSC hyperlink
+        ("\x9b31mC1 red\x85", "C1 red"),  # one-byte CSI, next-line control
+        ("tag\U000e0069\U000e0067\U000e006e chars", "tag chars"),  # invisible ASCII
     ],
 )
 def test_control_characters_are_stripped(text: str, expected: str) -> None:
@@ -67,3 +71,14 @@ def test_arguments_are_rendered_and_a_tool_without_its_values_is_skipped() -> No
         "q": "release notes",
         "braces": "{literal}",
     }
+
+
+def test_the_stderr_tail_is_short_cleaned_and_redacted() -> None:
+    ending = Ending(stderr_tail_bytes=4096)
+    for _ in range(2000):  # 100 KB of noise: only a tail is kept
+        ending.keep_stderr(b"debug: " + b"x" * 40 + b"\n")
+    ending.keep_stderr(b"\x1b[31merror:\x1b[0m bad key sk-proj-Abc123Def456Ghi789Jkl012Mno345\n")
+    ending.keep_stderr(b"fatal: giving up\n")
+    tail = ending.stderr_tail()
+    assert tail.endswith("| error: bad key <redacted:openai-key> | fatal: giving up")
+    assert len(tail) <= 400

@@ -284,3 +284,11 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
     with pytest.raises(McpConfigError, match=f"cannot read MCP servers file {missing}"):
         load_servers(missing)
+
+
+def test_a_wrong_url_is_repeated_without_its_credentials(tmp_path: Path) -> None:
+    path = write(tmp_path, "mcp.toml", '[servers.t]\nurl = "ftp://bot:s3cret@h/mcp?key=abc"\n')
+    with pytest.raises(McpConfigError) as caught:
+        load_servers(path, environ={})
+    assert "url must start with http:// or https://, got 'ftp://h/mcp'" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "abc" not in str(caught.value)

@@ -70,7 +70,7 @@ class ToolUse(BaseModel):
     @field_validator("arguments")
     @classmethod
     def _known_placeholders(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for text in _strings_in(value):
+        for text in strings_in(value):
             _check_template(text)
         return value
 
@@ -125,7 +125,10 @@ class ServerSpec(BaseModel):
             raise ValueError("set exactly one of `command` (started here) or `url` (reached)")
         if self.url is not None:
             if not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+                from server.history.repository import safe_endpoint  # on this error only
+
+                shown = safe_endpoint(self.url)  # the file may hold credentials in it
+                raise ValueError(f"url must start with http:// or https://, got {shown!r}")
             misplaced = [key for key in ("args", "env", "cwd") if key in self.model_fields_set]
             if misplaced:
                 raise ValueError(f"{', '.join(misplaced)}: only for a `command` server")
@@ -266,13 +269,14 @@ def _resolve_refs(
     return resolved
 
 
-def _strings_in(value: Any) -> list[str]:
+def strings_in(value: Any) -> list[str]:
+    """Every string in `value`, however deep in lists and tables (tool arguments)."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [text for item in value for text in _strings_in(item)]
+        return [text for item in value for text in strings_in(item)]
     if isinstance(value, dict):
-        return [text for item in value.values() for text in _strings_in(item)]
+        return [text for item in value.values() for text in strings_in(item)]
     return []
 
 

@@ -6,6 +6,12 @@ owns the session from start to stop; requests borrow the client while it is read
 go without this server otherwise. It starts at first use; after a failure (crash,
 timeout, misbehaviour) it stays failed for a pause (2 s, doubling to 60 s) before the
 next use tries again. Runs on the MCP client's own loop (see manager.py).
+
+Every request is bounded by the server's ``timeout_s`` and by what is left of the
+gather it serves, whichever ends first: with the default settings the gather's share of
+the context deadline (about 2.5 s) is the shorter, and a request it cuts counts as one
+not answered in time all the same, so a server whose tool keeps hanging is restarted
+and reported rather than left "ready".
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from typing import Any, TypeVar
 
 import anyio
 from mcp import Client
+
+# Private to the SDK, pinned with it (pyproject: mcp>=2.3,<3): the stream pair a
+# `Client` transport yields. Recheck on the next major version.
 from mcp.client._transport import TransportStreams
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -26,7 +35,6 @@ from mcp.types import (
     REQUEST_TIMEOUT,
     Implementation,
     ResourceListChangedNotification,
-    Tool,
     ToolListChangedNotification,
 )
 
@@ -34,16 +42,15 @@ from server import __version__
 from server.context.types import ContextItem, ContextRequest
 from server.mcp.client import content
 from server.mcp.client.catalog import Catalog, Reporter
-from server.mcp.client.config import ServerSpec
+from server.mcp.client.config import ServerSpec, identity
 from server.mcp.client.http import bounded_http
 from server.mcp.client.pins import Pins
 from server.mcp.client.status import ServerStatus, State
 from server.mcp.client.stdio import Ending, Limits, bounded_stdio
+from server.redact import redact
 
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 20  # of any listing
-MAX_LISTED = 500  # tools or resources kept from a listing
 MAX_READS = 8  # resources read for one request
 BACKOFF_S = (2.0, 60.0)
 HEALTHY_S = 60.0  # a session up this long before it failed resets the pause
@@ -136,11 +143,13 @@ class Connection:
         except Exception as exc:  # whatever the server did, the supervisor ends cleanly
             problem = self._describe(exc)
         finally:
+            # Even when a BaseException escapes (the loop shutting down): never left
+            # "connecting" or "ready" with no session, nor a waiter left waiting.
             self._client = None
-        if self.state is not State.STOPPED:
-            up_s = anyio.current_time() - ready_at if ready_at is not None else 0.0
-            self._failed(ending.reason or problem or "closed the connection", ending, up_s)
-        self._attempt.set()
+            if self.state is not State.STOPPED:
+                up_s = anyio.current_time() - ready_at if ready_at is not None else 0.0
+                self._failed(ending.reason or problem or "closed the connection", ending, up_s)
+            self._attempt.set()
 
     def _start_budget_s(self) -> float:
         return START_S + 2 * self.spec.timeout_s
@@ -157,7 +166,7 @@ class Connection:
                 limits=self._limits,
             )
         else:
-            transport = bounded_http(self.spec, self._limits)
+            transport = bounded_http(self.spec, self._limits, ending)
         return Client(
             transport,
             mode="legacy",  # third-party servers are handshake-era; no 10 s discovery probe
@@ -178,8 +187,10 @@ class Connection:
     def _failed(self, problem: str, ending: Ending, up_s: float) -> None:
         if up_s >= HEALTHY_S:
             self._pause = self._backoff_s[0]
-        tail = ending.stderr_tail()
+        tail = ending.stderr_tail()  # cleaned and redacted
         self.state = State.FAILED
+        # An error message quotes the server: shown in `mcp list` and told to the user.
+        problem = redact(content.one_line(problem, 600))
         self.reason = f"{problem}: {tail}" if tail else problem
         self._retry_at = anyio.current_time() + self._pause
         message = (
@@ -220,19 +231,22 @@ class Connection:
 
     async def _list(self, client: Client) -> None:
         capabilities = client.server_capabilities
-        if capabilities.tools is not None:
-            self.catalog.adopt_tools(await _all_tools(client))
-        if capabilities.resources is not None:
-            self.catalog.resources = await _all_resources(client)
+        await self.catalog.list_from(
+            client,
+            tools=capabilities.tools is not None,
+            resources=capabilities.resources is not None,
+        )
 
     async def _refresh(self, client: Client) -> None:
         async with self._relisting:
-            if self._stale_tools:
-                self._stale_tools = False
-                self.catalog.adopt_tools(await _all_tools(client))
-            if self._stale_resources:
-                self._stale_resources = False
-                self.catalog.resources = await _all_resources(client)
+            tools, resources = self._stale_tools, self._stale_resources
+            self._stale_tools = self._stale_resources = False
+            try:
+                await self.catalog.list_from(client, tools=tools, resources=resources)
+            except BaseException:  # cut or failed: a changed tool must still be re-listed
+                self._stale_tools |= tools
+                self._stale_resources |= resources
+                raise
 
     def trust(self, tools: Sequence[str]) -> list[str]:
         """Re-pin `tools` (every listed tool when empty) as listed now; needs a listing."""
@@ -243,18 +257,19 @@ class Connection:
         return ServerStatus(
             name=self.spec.name,
             transport=self.spec.transport,
+            identity=redact(identity(self.spec)),  # a command line may hold a token
             state=self.state,
             reason=self.reason,
             tools=self.catalog.tool_statuses(),
-            resources=tuple(self.catalog.resources),
+            resources=self.catalog.resource_statuses(),
             missing_tools=self.catalog.missing_tools() if ready else (),
         )
 
     # -- context ----------------------------------------------------------------------
 
-    async def gather(self, request: ContextRequest, add: Add) -> None:
-        """Add this server's items for `request` as they come; the caller bounds the time
-        (and cancels what is still out)."""
+    async def gather(self, request: ContextRequest, add: Add, *, stop_at: float) -> None:
+        """Add this server's items for `request` as they come, until `stop_at` (anyio
+        time), when the caller cancels what is still out."""
         uses = {name: use for name, use in self.spec.tools.items() if request.purpose in use.use_in}
         if not uses and not self.spec.resources:
             return
@@ -262,32 +277,39 @@ class Connection:
         if client is None:
             return
         if self._stale_tools or self._stale_resources:
-            await self._guarded(f"re-listing {self.spec.name}", self._refresh(client))
+            await self._guarded(f"re-listing {self.spec.name}", self._refresh(client), stop_at)
         self.catalog.recheck()
         uris = self.catalog.matching_resources(MAX_READS)
         calls = [
             (name, arguments)
             for name, use in uses.items()
-            if self.catalog.usable(name)
+            if not self._stale_tools  # not re-listed: a tool may have changed unseen
+            and self.catalog.usable(name)
             and (arguments := content.arguments_for(use, request)) is not None
         ]
         async with anyio.create_task_group() as tasks:
             for order, uri in enumerate(uris):
-                tasks.start_soon(self._read, client, uri, order, add)
+                tasks.start_soon(self._read, client, uri, order, add, stop_at)
             for order, (name, arguments) in enumerate(calls, start=len(uris)):
-                tasks.start_soon(self._call, client, name, arguments, order, add)
+                tasks.start_soon(self._call, client, name, arguments, order, add, stop_at)
 
-    async def _read(self, client: Client, uri: str, order: int, add: Add) -> None:
-        result = await self._guarded(f"reading {uri}", client.read_resource(uri))
+    async def _read(self, client: Client, uri: str, order: int, add: Add, stop_at: float) -> None:
+        result = await self._guarded(f"reading {uri}", client.read_resource(uri), stop_at)
         text = content.resource_text(result) if result is not None else None
         if text:
             self._add(add, order, f"resource {uri}", text)
 
     async def _call(
-        self, client: Client, name: str, arguments: dict[str, Any], order: int, add: Add
+        self,
+        client: Client,
+        name: str,
+        arguments: dict[str, Any],
+        order: int,
+        add: Add,
+        stop_at: float,
     ) -> None:
         call = client.call_tool(name, arguments, read_timeout_seconds=self.spec.timeout_s)
-        result = await self._guarded(f"calling {name}", call)
+        result = await self._guarded(f"calling {name}", call, stop_at)
         text = content.tool_text(result) if result is not None else None
         if text:
             self._add(add, order, f"tool {name}", text)
@@ -297,45 +319,37 @@ class Connection:
         if cleaned:
             add(order, ContextItem(self.spec.name, source, cleaned))
 
-    async def _guarded(self, what: str, request: Awaitable[T]) -> T | None:
-        """Await `request` within the server's timeout; None (logged) on any failure. Two
-        requests in a row without an answer in time end the session: it is restarted."""
+    async def _guarded(self, what: str, request: Awaitable[T], stop_at: float) -> T | None:
+        """Await `request` until the server's timeout or `stop_at` (anyio time), whichever
+        comes first; None (logged) on any failure. Two requests in a row without an
+        answer in time end the session: it is restarted after its pause."""
+        limit_at = min(anyio.current_time() + self.spec.timeout_s, stop_at)
         try:
-            with anyio.fail_after(self.spec.timeout_s):
+            with anyio.CancelScope(deadline=limit_at) as scope:
                 result = await request
+        except anyio.get_cancelled_exc_class():
+            # The gather's own scope ends at `stop_at` too and may deliver the cut first:
+            # ours then passes it on. The request went unanswered in time all the same.
+            if anyio.current_time() >= limit_at:
+                self._unanswered(what, None)
+            raise
         except Exception as exc:
-            code = exc.code if isinstance(exc, MCPError) else None
-            if isinstance(exc, TimeoutError) or code == REQUEST_TIMEOUT:
-                self._timeouts += 1
-            if self._ending is not None and self._timeouts >= 2:
-                self._ending.end(f"did not answer {self._timeouts} requests in a row in time")
-            elif self._ending is not None and code == CONNECTION_CLOSED:
-                self._ending.end("closed the connection")  # over HTTP, nothing else says so
-            log.info("MCP server %r: %s failed: %s", self.spec.name, what, self._describe(exc))
+            self._unanswered(what, exc)
+            return None
+        if scope.cancelled_caught:
+            self._unanswered(what, None)
             return None
         self._timeouts = 0
         return result
 
-
-async def _all_tools(client: Client) -> list[Tool]:
-    tools: list[Tool] = []
-    cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools += page.tools
-        cursor = page.next_cursor
-        if cursor is None or len(tools) >= MAX_LISTED:
-            break
-    return tools[:MAX_LISTED]
-
-
-async def _all_resources(client: Client) -> list[str]:
-    uris: list[str] = []
-    cursor: str | None = None
-    for _ in range(MAX_PAGES):
-        page = await client.list_resources(cursor=cursor)
-        uris += [str(resource.uri) for resource in page.resources]
-        cursor = page.next_cursor
-        if cursor is None or len(uris) >= MAX_LISTED:
-            break
-    return uris[:MAX_LISTED]
+    def _unanswered(self, what: str, exc: Exception | None) -> None:
+        """`exc` None: cut at its time limit."""
+        code = exc.code if isinstance(exc, MCPError) else None
+        if exc is None or isinstance(exc, TimeoutError) or code == REQUEST_TIMEOUT:
+            self._timeouts += 1
+        if self._ending is not None and self._timeouts >= 2:
+            self._ending.end(f"did not answer {self._timeouts} requests in a row in time")
+        elif self._ending is not None and code == CONNECTION_CLOSED:
+            self._ending.end("closed the connection")  # over HTTP, nothing else says so
+        why = self._describe(exc) if exc is not None else "did not answer in time"
+        log.info("MCP server %r: %s failed: %s", self.spec.name, what, why)

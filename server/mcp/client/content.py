@@ -2,32 +2,29 @@
 
 Results are untrusted data. Only text is kept (text blocks, text resources, a
 structured result as compact JSON); images, blobs, audio and resource links (never
-followed) are dropped, and so is an error result. Control characters and terminal
-escapes are stripped, so nothing can hide in or restyle what the user and the model see.
+followed) are dropped, and so is an error result. Terminal escapes and invisible
+characters are stripped (by the one cleaner, ``server.context.prompt.visible``), so
+nothing can hide in or restyle what the user and the model see; so are the names,
+descriptions and URIs ``zi-coder mcp list`` shows.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import string
 from typing import Any
 
 from mcp.types import CallToolResult, ReadResourceResult, TextContent, TextResourceContents
 
+from server.context.prompt import visible
 from server.context.types import ContextRequest
-from server.mcp.client.config import ToolUse, placeholder_values, render_arguments
-
-_CONTROL = re.compile(
-    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # terminal escapes
-    r"|[\x00-\x08\x0b-\x1f\x7f]"  # control characters but tab and newline
-    r"|[\u200b-\u200f\u202a-\u202e\u2066-\u2069]"  # invisible and bidi overrides
-)
+from server.mcp.client.config import ToolUse, placeholder_values, render_arguments, strings_in
 
 
 def clean_text(text: str, cap: int) -> str:
-    """`text` without control characters, cut to `cap` characters with a marker."""
-    text = _CONTROL.sub("", text).strip()
+    """`text` without escapes or invisible characters, cut to `cap` characters with a
+    marker."""
+    text = visible(text).strip()
     if len(text) > cap:
         text = text[:cap] + f"\n[... {len(text) - cap} more characters cut]"
     return text
@@ -56,7 +53,7 @@ def arguments_for(use: ToolUse, request: ContextRequest) -> dict[str, Any] | Non
     values = placeholder_values(request)
     needed = {
         field
-        for text in _strings_in(use.arguments)
+        for text in strings_in(use.arguments)
         for _literal, field, _spec, _conversion in string.Formatter().parse(text)
         if field
     }
@@ -66,15 +63,13 @@ def arguments_for(use: ToolUse, request: ContextRequest) -> dict[str, Any] | Non
 
 
 def first_line(text: str | None, cap: int = 120) -> str:
+    """The first line of a server's text (a tool description), cleaned and cut."""
     line = clean_text(text or "", cap * 2).partition("\n")[0]
     return line if len(line) <= cap else line[: cap - 1] + "…"
 
 
-def _strings_in(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [text for item in value for text in _strings_in(item)]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _strings_in(item)]
-    return []
+def one_line(text: str, cap: int = 300) -> str:
+    """A server's name or URI as shown on one line: cleaned, whitespace runs as one
+    space, cut."""
+    line = " ".join(visible(text).split())
+    return line if len(line) <= cap else line[: cap - 1] + "…"

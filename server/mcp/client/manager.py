@@ -184,11 +184,13 @@ class McpContext:
 
         found: dict[tuple[int, int], ContextItem] = {}
         connections = self._here()
-        with anyio.move_on_after(max(0.0, stop_at - time.monotonic())):
+        # On this loop's clock, which need not be time.monotonic's (uvloop's is not).
+        stop_here = anyio.current_time() + max(0.0, stop_at - time.monotonic())
+        with anyio.CancelScope(deadline=stop_here):
             async with anyio.create_task_group() as tasks:
                 for index, connection in enumerate(connections):
                     add = functools.partial(_keep, found, index)
-                    tasks.start_soon(_gather_one, connection, request, add)
+                    tasks.start_soon(_gather_one, connection, request, add, stop_here)
         return [found[key] for key in sorted(found)]  # by server, then as configured
 
     async def _statuses(self, connect_timeout_s: float) -> list[ServerStatus]:
@@ -295,9 +297,11 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-async def _gather_one(connection: Connection, request: ContextRequest, add: Any) -> None:
+async def _gather_one(
+    connection: Connection, request: ContextRequest, add: Any, stop_at: float
+) -> None:
     try:
-        await connection.gather(request, add)
+        await connection.gather(request, add, stop_at=stop_at)
     except Exception:  # one server's trouble is not the others'
         log.exception("MCP context from %r failed", connection.spec.name)
 

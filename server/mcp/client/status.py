@@ -16,7 +16,7 @@ class State(StrEnum):
 
 @dataclass(frozen=True)
 class ToolStatus:
-    name: str
+    name: str  # cleaned of escapes and invisible characters, like every server text here
     description: str  # first line, cleaned and cut: the server's words, untrusted
     allowed: bool  # named in the servers file: the only tools ever called
     pin: str  # "new" (pinned now), "pinned", or "changed" (not called until trusted)
@@ -26,8 +26,9 @@ class ToolStatus:
 class ServerStatus:
     name: str
     transport: str  # "stdio" or "http"
+    identity: str  # the command line or URL, secrets in it redacted
     state: State
-    reason: str  # why it failed (or is still connecting); "" when ready
+    reason: str  # why it failed (or is still connecting), redacted; "" when ready
     tools: tuple[ToolStatus, ...] = ()
     resources: tuple[str, ...] = ()  # listed resource URIs (capped)
     missing_tools: tuple[str, ...] = ()  # allowed in the file, not offered by the server

@@ -8,7 +8,8 @@ stderr through to ours. A configured server is untrusted, so here:
   environment plus its configured ``env``, never our ``ZI_*`` settings;
 - a message (one line of JSON) over ``max_message_bytes`` means it misbehaves: the
   session ends; a few non-protocol lines are skipped, many end it;
-- only a tail of its stderr is kept, for the reason shown when it fails;
+- only a tail of its stderr is kept (however much it writes), for the reason shown when
+  it fails: cleaned of escapes and invisible characters, and redacted;
 - closing follows the spec's order (stdin closed, then SIGTERM to the group, then
   SIGKILL), every wait bounded and shielded, so a cancelled caller cannot leak it.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -28,10 +28,16 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+# Private to the SDK, pinned with it (pyproject: mcp>=2.3,<3): the stream pair a
+# `Client` transport yields. Recheck on the next major version.
 from mcp.client._transport import TransportStreams
 from mcp.os.posix.utilities import terminate_posix_process_tree
 from mcp.shared.message import SessionMessage
 from mcp.types import jsonrpc_message_adapter
+
+from server.context.prompt import visible
+from server.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +45,6 @@ MIB = 1024 * 1024
 # What a server may read of ours: enough to find programs and a home, no secrets.
 _INHERITED = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR")
 _EXIT_POLL_S = 0.1
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f]")
 _STREAM_GONE = (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
 
 
@@ -61,6 +66,7 @@ class Ending:
         self._event = anyio.Event()
         self._stderr = bytearray()
         self._stderr_cap = stderr_tail_bytes
+        self._stderr_cut = False  # its start was dropped: the first line is partial
 
     def end(self, reason: str) -> None:
         if self.reason is None and not self.closing:
@@ -72,13 +78,18 @@ class Ending:
 
     def keep_stderr(self, chunk: bytes) -> None:
         self._stderr += chunk
-        del self._stderr[: max(0, len(self._stderr) - self._stderr_cap)]
+        excess = len(self._stderr) - self._stderr_cap
+        if excess > 0:
+            del self._stderr[:excess]
+            self._stderr_cut = True
 
     def stderr_tail(self, lines: int = 3, chars: int = 400) -> str:
-        """The last lines the server wrote to stderr, cleaned, on one line."""
-        text = _CONTROL.sub("", self._stderr.decode("utf-8", errors="replace"))
+        """The last lines the server wrote to stderr, cleaned and redacted, on one line."""
+        text = visible(self._stderr.decode("utf-8", errors="replace"))
+        if self._stderr_cut:  # a partial line could hold the end of a secret, unrecognised
+            text = text.partition("\n")[2]
         kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-        return " | ".join(kept)[-chars:]
+        return redact(" | ".join(kept))[-chars:]
 
 
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
@@ -248,7 +259,8 @@ async def _close_pipes(process: Process) -> None:
             with suppress(*_STREAM_GONE):
                 await pipe.aclose()
     # The asyncio transport would otherwise stay open (and warn when collected) while
-    # a survivor holds a pipe; nothing public exposes it.
+    # a survivor holds a pipe; nothing public exposes it. Private to anyio's asyncio
+    # backend (anyio 4): looked up defensively, so a change only brings the warning back.
     transport = getattr(getattr(process, "_process", None), "_transport", None)
     close = getattr(transport, "close", None)
     if callable(close):
