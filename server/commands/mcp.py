@@ -5,7 +5,8 @@ servers Zi itself draws context from (``mcp.servers_file``), probed live, and th
 confirmation of tools whose descriptions changed since they were pinned.
 
 The token is ``ZI_MCP_TOKEN``; without it one is made and kept, readable by the
-user alone, in the user state directory (its path is printed, never the token).
+user alone, as ``mcp-token`` in the state directory (``ZI_STATE_DIR``, beside the
+MCP pins; its path is printed, never the token).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from server.mcp.client.config import ServerSpec
     from server.mcp.client.manager import McpContext
     from server.mcp.client.status import ServerStatus, ToolStatus
+    from server.settings import Settings
 
 DEFAULT_PORT = 8765
 TOKEN_VARIABLE = "ZI_MCP_TOKEN"
@@ -118,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
             "the MCP server listens on this machine only"
         )
         return 2
-    token, where = _token()
+    try:
+        token, where = _token(settings)
+    except (OSError, ValueError) as exc:
+        return fail(f"mcp: no bearer token: {exc}")
     server = build_mcp(settings, token=token)
 
     def ready(url: str) -> None:
@@ -133,25 +138,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token() -> tuple[str, str]:
-    """The bearer token, and where it comes from (for the user, not the token)."""
+def _token(settings: Settings) -> tuple[str, str]:
+    """The bearer token, and where it comes from (for the user, not the token).
+    Raises ValueError when the kept token file is empty."""
     import secrets
-
-    import platformdirs
+    import tempfile
 
     given = os.environ.get(TOKEN_VARIABLE)
     if given:
         return given, f"${TOKEN_VARIABLE}"
-    path = Path(platformdirs.user_state_dir("zi-coder", appauthor=False)) / "mcp-token"
-    try:
-        return path.read_text(encoding="utf-8").strip(), str(path)
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(token + "\n")
+    # Next to the pins (ZI_STATE_DIR moves both).
+    path = settings.resolved_state_dir() / "mcp-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name (mkstemp: mode 0600), then linked in place:
+        # the link fails if another server made the token first, and no reader ever
+        # sees a half-written file. Either way the file now holds the token.
+        fd, draft = tempfile.mkstemp(prefix=".mcp-token-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another `zi-coder mcp --http` won the race: its token it is
+        finally:
+            os.unlink(draft)
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise ValueError(f"{path} is empty: delete it for a new token, or set {TOKEN_VARIABLE}")
     return token, str(path)
 
 
@@ -249,7 +263,6 @@ def _open(args: argparse.Namespace) -> tuple[Path, list[ServerSpec], McpContext]
 
 
 def _listing(spec: ServerSpec, status: ServerStatus) -> dict[str, Any]:
-    from server.mcp.client.config import identity
     from server.mcp.client.status import State
 
     matched = [uri for uri in status.resources if any(fnmatchcase(uri, p) for p in spec.resources)]
@@ -257,7 +270,7 @@ def _listing(spec: ServerSpec, status: ServerStatus) -> dict[str, Any]:
     return {
         "name": status.name,
         "transport": status.transport,
-        "identity": identity(spec),
+        "identity": status.identity,  # redacted
         "state": state.get(status.state, status.state.value),
         "reason": " ".join(status.reason.split()),  # a stderr tail spans lines
         "tools": [

@@ -41,15 +41,12 @@ def build_mcp(settings: Settings, *, token: str | None = None) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[None]:
         from server.app import build_services
-        from server.notify import Level, Notifier
+        from server.mcp.live import CallNotifier
 
-        def keep(level: Level, message: str) -> None:
-            if level <= Level.WARNING:
-                live.problem = message
-
-        notifier = Notifier()
-        notifier.connect(log_sink=keep, show_sink=keep)
-        live.services = build_services(settings, notifier=notifier, folders=lambda: [live.root])
+        # Its problems are logged (stderr) and reach the tool call they happened in.
+        live.services = build_services(
+            settings, notifier=CallNotifier(), folders=lambda: [live.root]
+        )
         try:
             yield
         finally:

@@ -4,6 +4,8 @@ required on every request.
 The SDK's resource-server auth checks the token (401 with ``WWW-Authenticate`` when
 it is missing or wrong) and its DNS-rebinding protection refuses a foreign ``Host``
 (421) or ``Origin`` (403), so a web page cannot reach the server through the browser.
+The SDK turns that protection on by itself only for 127.0.0.1, localhost and ::1; it
+is set here for whichever loopback address is bound (127.0.0.2 too).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 
 PATH = "/mcp"
 
@@ -49,6 +52,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def rebinding_protection(host: str) -> TransportSecuritySettings:
+    """Only requests naming a loopback address in ``Host`` (and ``Origin``, when sent)
+    pass: a page whose name resolves to this machine names itself, and is refused."""
+    shown = f"[{host}]" if ":" in host else host
+    names = dict.fromkeys([shown, "127.0.0.1", "localhost", "[::1]"])  # ordered, unique
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*names, *(f"{name}:*" for name in names)],  # bare: port 80
+        allowed_origins=[*(f"http://{name}" for name in names)]
+        + [f"http://{name}:*" for name in names],
+    )
+
+
 async def serve(
     server: MCPServer, *, host: str, port: int, on_ready: Callable[[str], None]
 ) -> None:
@@ -62,7 +78,9 @@ async def serve(
     sock.bind((host, port))
     sock.listen(64)
     bound = sock.getsockname()[1]
-    app = server.streamable_http_app(host=host, streamable_http_path=PATH)
+    app = server.streamable_http_app(
+        host=host, streamable_http_path=PATH, transport_security=rebinding_protection(host)
+    )
     # Our logging (stderr), no access log: nothing of uvicorn's own on stdout.
     config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False)
     shown = f"[{host}]" if family == socket.AF_INET6 else host

@@ -20,9 +20,8 @@ from pydantic import BaseModel, Field
 
 from server.actions.edits import apply_line_edit, split_lines
 from server.actions.types import ActionError, Progress
-from server.mcp.documents import file_under, name_of, snapshot_of
+from server.mcp.documents import MAX_FILE_CHARS, file_under, name_of, snapshot_of
 from server.mcp.live import Live
-from server.mcp.tools_code import MAX_FILE_CHARS
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,8 @@ from pydantic import Field
 from server.completion.types import CompletionRequest, Document
 from server.diagnostics.service import ReviewUnavailable
 from server.languages import language_of
-from server.mcp.documents import name_of, read_under, uri_of
-from server.mcp.live import Live
-
-MAX_FILE_CHARS = 2_000_000
+from server.mcp.documents import MAX_FILE_CHARS, name_of, read_under, uri_of
+from server.mcp.live import Live, problems_reported
 
 
 def add_code_tools(server: MCPServer, live: Live) -> None:
@@ -49,14 +47,13 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
             version=0,
             text=content,
         )
-        live.problem = None
-        result = await services.completions.complete(
-            CompletionRequest(document, offset, line, character, invoked=True)
-        )
-        if result is None:
-            raise ToolError(
-                f"no completion: {live.problem or 'the suggestion was empty or filtered out'}"
+        with problems_reported() as problems:
+            result = await services.completions.complete(
+                CompletionRequest(document, offset, line, character, invoked=True)
             )
+        if result is None:
+            reason = problems[-1] if problems else "the suggestion was empty or filtered out"
+            raise ToolError(f"no completion: {reason}")
         return {"text": result.text, "completion_id": result.id, "model": result.model}
 
     @server.tool()
@@ -81,7 +78,9 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
             raise ToolError("give the file's content, or its path")
         name = name_of(path)
         if content is None:
-            content = await asyncio.to_thread(read_under, live.root, name)
+            # Larger files are not reviewed: refused before they are read.
+            limit = min(live.settings.diagnostics.max_file_chars, MAX_FILE_CHARS)
+            content = await asyncio.to_thread(read_under, live.root, name, max_chars=limit)
         try:
             findings = await services.diagnostics.review_file(
                 text=content,

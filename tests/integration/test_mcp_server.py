@@ -32,23 +32,31 @@ def _params(db_url: str, **settings: str) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "server", "mcp"], env=env)
 
 
-async def test_stats_over_stdio_reports_an_empty_history(tmp_path: Path) -> None:
+TOOLS = {
+    "complete_code", "review_file", "fix_diagnostic", "generate_tests", "search_history", "stats",
+}  # fmt: skip
+
+
+def _assert_empty_stats(result: CallToolResult) -> None:
+    """The `stats` figures of a history with nothing in it: the object itself, as
+    `zi-coder stats --json` prints it (not wrapped in a "result" field)."""
+    assert not result.is_error, result.content
+    figures = result.structured_content
+    assert figures is not None
+    assert (figures["shown"], figures["accepted"]) == (0, 0)
+    assert figures["note"].startswith("no history yet")
+
+
+@pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
+async def test_stats_over_stdio_reports_an_empty_history(tmp_path: Path, era: str) -> None:
+    """Both protocol eras: the handshake one (`initialize`) and the per-request one."""
     db_url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    async with Client(_params(db_url), mode="legacy", read_timeout_seconds=60) as client:
+    async with Client(_params(db_url), mode=era, read_timeout_seconds=60) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {
-            "complete_code", "review_file", "fix_diagnostic", "generate_tests",
-            "search_history", "stats",
-        }  # fmt: skip
+        assert set(tools) == TOOLS
         assert tools["stats"].input_schema["properties"]["since_days"]
 
-        result = await client.call_tool("stats", {})
-        assert not result.is_error, result.content
-        figures = result.structured_content
-        assert figures is not None
-        report = figures.get("result", figures)
-        assert (report["shown"], report["accepted"]) == (0, 0)
-        assert report["note"].startswith("no history yet")
+        _assert_empty_stats(await client.call_tool("stats", {}))
 
         bad = await client.call_tool("stats", {"since_days": -1})
         assert bad.is_error
@@ -118,28 +126,47 @@ async def test_complete_code_goes_through_the_pipeline_into_the_history(
 # -- streamable HTTP ------------------------------------------------------------------
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """`zi-coder mcp --http --port 0` with a token; (URL, token) once it listens."""
-    token = "zi-test-token-0123456789"
-    env = _params(f"sqlite:///{tmp_path / 'history.sqlite3'}").env or {}
-    env = env | {"ZI_MCP_TOKEN": token}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "mcp", "--http", "--port", "0"],
+def _start_http(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`zi-coder mcp --http --port 0 ARGS`: started, not yet listening."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", "mcp", "--http", "--port", "0", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _ready_line(process: subprocess.Popen[str]) -> str:
+    """Its line "MCP over streamable HTTP at URL (bearer token: WHERE)", once it listens."""
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert re.search(r"at http://\S+", line), line
+    return line
+
+
+def _url(line: str) -> str:
+    found = re.search(r"at (http://\S+)", line)
+    assert found, line
+    return found[1]
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(params=["127.0.0.1"])
+def http_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """`zi-coder mcp --http --port 0 --host HOST` with a token; (URL, token) once it
+    listens. HOST: the fixture's parameter (127.0.0.1, or what a test says)."""
+    token = "zi-test-token-0123456789"
+    env = _params(f"sqlite:///{tmp_path / 'history.sqlite3'}").env or {}
+    process = _start_http(env | {"ZI_MCP_TOKEN": token}, "--host", request.param)
     try:
-        assert process.stderr is not None
-        line = process.stderr.readline()  # "zi-coder: MCP over streamable HTTP at URL (...)"
-        found = re.search(r"at (http://\S+)", line)
-        assert found, line
-        yield found[1], token
+        yield _url(_ready_line(process)), token
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        _stop(process)
 
 
 async def test_http_needs_the_token_and_serves_the_tools_with_it(
@@ -166,7 +193,64 @@ async def test_http_needs_the_token_and_serves_the_tools_with_it(
         ) as client,
     ):
         tools = {tool.name for tool in (await client.list_tools()).tools}
-    assert {"stats", "search_history", "complete_code"} <= tools
+        stats = await client.call_tool("stats", {})
+    assert tools == TOOLS
+    _assert_empty_stats(stats)
+
+
+# 127.0.0.2: a loopback address the SDK does not protect by itself.
+@pytest.mark.parametrize("http_server", ["127.0.0.1", "127.0.0.2"], indirect=True)
+async def test_http_refuses_a_foreign_host_or_origin_even_with_the_token(
+    http_server: tuple[str, str],
+) -> None:
+    """DNS rebinding: a web page whose name resolves to the loopback address sends its
+    own name as Host (and Origin); the token alone must not be enough."""
+    url, token = http_server
+    port = httpx.URL(url).port
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+    }
+    async with httpx.AsyncClient() as http:
+        foreign_host = await http.post(
+            url, json=ping, headers=headers | {"Host": f"attacker.example:{port}"}
+        )
+        foreign_origin = await http.post(
+            url, json=ping, headers=headers | {"Origin": f"http://attacker.example:{port}"}
+        )
+    assert foreign_host.status_code == 421
+    assert foreign_origin.status_code == 403
+
+
+async def test_http_without_a_token_makes_one_in_the_state_directory(tmp_path: Path) -> None:
+    """Two servers starting at once with no token yet: both end up with the one token
+    file (made once, readable by the user alone), and serve whoever holds it."""
+    state = tmp_path / "state"
+    env = _params(f"sqlite:///{tmp_path / 'history.sqlite3'}").env or {}
+    env = env | {"ZI_STATE_DIR": str(state)}
+    first, second = _start_http(env), _start_http(env)
+    try:
+        lines = [_ready_line(first), _ready_line(second)]
+        token_file = state / "mcp-token"
+        token = token_file.read_text().strip()
+        assert token and token_file.stat().st_mode & 0o777 == 0o600
+        assert sorted(state.iterdir()) == [token_file]  # no draft left behind
+        for line in lines:
+            assert f"(bearer token: {token_file})" in line and token not in line
+            client_http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+            async with (
+                client_http,
+                Client(
+                    streamable_http_client(_url(line), http_client=client_http),
+                    mode="legacy",
+                    read_timeout_seconds=60,
+                ) as client,
+            ):
+                _assert_empty_stats(await client.call_tool("stats", {}))
+    finally:
+        _stop(first)
+        _stop(second)
 
 
 def test_http_refuses_an_address_other_machines_can_reach() -> None:
@@ -193,12 +277,18 @@ async def test_review_file_reads_a_file_under_its_directory_and_no_other(
     project.mkdir()
     (project / "stats.py").write_text("def mean(values):\n    return sum(values) / len(values)\n")
     (tmp_path / "secret.txt").write_text("not for agents\n")
-    params = _params(f"sqlite:///{tmp_path / 'h.sqlite3'}", ZI_INFERENCE__URL=scripted_model.url)
+    (project / "huge.py").write_text("x = 1\n" * 1000)  # 6,000 bytes
+    params = _params(
+        f"sqlite:///{tmp_path / 'h.sqlite3'}",
+        ZI_INFERENCE__URL=scripted_model.url,
+        ZI_DIAGNOSTICS__MAX_FILE_CHARS="1000",
+    )
     params = params.model_copy(update={"cwd": project})
     async with Client(params, mode="legacy", read_timeout_seconds=60) as client:
         reviewed = await client.call_tool("review_file", {"path": "stats.py"})
         outside = await client.call_tool("review_file", {"path": "../secret.txt"})
         neither = await client.call_tool("review_file", {})
+        huge = await client.call_tool("review_file", {"path": "huge.py"})
 
     assert not reviewed.is_error, reviewed.content
     assert reviewed.structured_content is not None
@@ -210,6 +300,10 @@ async def test_review_file_reads_a_file_under_its_directory_and_no_other(
     assert "outside" in outside.content[0].text  # type: ignore[union-attr]
     assert "not for agents" not in json.dumps(scripted_model.chat_requests)
     assert neither.is_error
+    # Refused by its size on disk (more than 1,000 characters can take), unread.
+    too_big = "huge.py has 6,000 bytes: this tool takes files of at most 1,000 characters"
+    assert too_big in _error(huge)
+    assert len(scripted_model.chat_requests) == 1
 
 
 # -- code actions: fix_diagnostic, generate_tests ---------------------------------------
@@ -359,4 +453,10 @@ async def test_fix_diagnostic_with_the_model_down_is_a_clear_error(tmp_path: Pat
         down = await client.call_tool(
             "fix_diagnostic", {"content": MODULE, "line_start": 9, "message": "division by zero"}
         )
+        no_completion = await client.call_tool(
+            "complete_code", {"content": MODULE, "line": 8, "character": 4, "path": "stats.py"}
+        )
     assert f"no fix: ModelUnavailable: cannot connect to http://127.0.0.1:{port}" in _error(down)
+    # The reason this call got nothing: the problem the pipeline reported during it.
+    reason = f"no completion: model server at http://127.0.0.1:{port} is not ready yet"
+    assert reason in _error(no_completion)
