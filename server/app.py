@@ -74,6 +74,22 @@ class Services:
             await asyncio.to_thread(self.history.flush, 5)
             await asyncio.to_thread(self.history.close)
 
+    def close_at_exit(self) -> None:
+        """What must not be lost or left behind when the process ends without `aclose`
+        (LSP `exit` without `shutdown`, stdin closed, a `shutdown` cut short): the
+        history's last rows (its writer is a daemon thread, often holding the acceptance
+        just made) and the MCP servers, whose own process groups no signal of ours would
+        reach. Blocks (seconds at most); harmless after `aclose`."""
+        try:
+            if self.history is not None:
+                self.history.flush(timeout=5)
+        except Exception:
+            log.exception("could not flush the history at exit")
+        try:
+            self.context.close()
+        except Exception:
+            log.exception("could not stop the MCP servers at exit")
+
 
 def build_cache(settings: Settings, notifier: Notifier) -> CompletionCache:
     memory = MemoryCache()
@@ -186,6 +202,7 @@ def build_services(
         publish=publish,
         syntax=syntax,
         context=context,
+        folders=folders,
     )
     return Services(
         settings,

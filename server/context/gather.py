@@ -3,7 +3,9 @@
 A source promises to answer within its own deadline and never to raise; ``gather``
 does not rely on either, so a buggy source costs an action at most a short grace
 beyond the deadline and never the action itself. ``symbol_at`` picks the
-identifier a configured MCP tool may be asked about (its ``{symbol}`` argument).
+identifier a configured MCP tool may be asked about (its ``{symbol}`` argument),
+``workspace_path`` the file's name (``{path}``, and the path the prompt shows), the
+same for reviews and code actions; ``with_context`` adds the items to a job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import ast
 import asyncio
 import logging
 import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from server.context.types import ContextItem, ContextRequest, ContextSource
 
@@ -59,3 +64,32 @@ def symbol_at(language_id: str, text: str, line: int, problem: str = "") -> str:
         if first <= line <= last and (best is None or node.lineno >= best.lineno):
             best = node
     return best.name if best is not None else ""
+
+
+def workspace_path(path: Path | None, uri: str, folders: Iterable[Path]) -> str:
+    """How a job names its file: relative to the workspace folder holding it (as the
+    editor shows it), else its bare name (nothing of the machine's layout), else the
+    URI (not a local file)."""
+    if path is None:
+        return uri
+    if path.is_absolute():  # relative: what it means would depend on the server's cwd
+        try:
+            resolved = path.resolve()
+            for folder in folders:
+                root = folder.resolve()
+                if resolved.is_relative_to(root):  # by components: /ws2 is not in /ws
+                    return resolved.relative_to(root).as_posix()
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL in the name
+            pass
+    return path.name
+
+
+def with_context(
+    kwargs: dict[str, Any], items: list[ContextItem], *, max_context_chars: int
+) -> dict[str, Any]:
+    """A job's `kwargs` with `items` and their cap; without items, `kwargs` as they are,
+    so a worker from before MCP context still takes the job."""
+    if not items:
+        return kwargs
+    options = {**kwargs["options"], "max_context_chars": max_context_chars}
+    return {**kwargs, "options": options, "context": [item.as_job_arg() for item in items]}

@@ -50,6 +50,12 @@ class ContextSource(Protocol):
         """Stop whatever the source started (servers, threads); idempotent."""
         ...
 
+    def close(self) -> None:
+        """`aclose` for a process ending now, with no loop left to await on (LSP `exit`
+        without `shutdown`, stdin closed): blocks until stopped; idempotent. Whatever
+        the source started in its own process group would outlive the process otherwise."""
+        ...
+
 
 class NoContext:
     """No configured source: nothing to add."""
@@ -58,4 +64,7 @@ class NoContext:
         return []
 
     async def aclose(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None

@@ -18,9 +18,9 @@ each group on the document as it is now (see ``state``).
 
 A review may draw reference data from MCP servers (a ``ContextSource``): it is
 gathered after the debounce (a save meanwhile starts over, as during the debounce),
-never before the static checks, and waited for at most the source's deadline
-(``mcp.context_deadline_s``). It is part of the review cache's key, so the same
-text reviewed with other reference data is asked anew.
+never before the static checks nor without a chat model to review with, and waited
+for at most the source's deadline (``mcp.context_deadline_s``). It is part of the
+review cache's key, so the same text reviewed with other reference data is asked anew.
 """
 
 from __future__ import annotations
@@ -28,21 +28,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from server.actions.types import Snapshot
 from server.cache import CompletionCache
-from server.context.gather import gather
+from server.context.gather import gather, workspace_path
 from server.context.types import ContextItem, ContextRequest, ContextSource, NoContext
 from server.diagnostics import changes, review, state
+from server.diagnostics.review_job import review_cache_key, review_spec
 from server.diagnostics.state import DocState, Group
 from server.diagnostics.static import looks_binary, static_diagnostics
 from server.diagnostics.types import Diagnostic, Severity
-from server.jobs import BACKGROUND_QUEUE
 from server.jobs.gateway import JobGateway
-from server.jobs.spec import JobSpec, canonical_json
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 STATIC_MAX_CHARS = 2_000_000  # beyond this, even the static checks are skipped (with a notice)
 REVIEW_CACHE_TTL_S = 86_400
-_REVIEW_JOB = "server.diagnostics.jobs.review_document"
 _PUBLISH_TRIES = 3  # a document edited while its diagnostics were placed: place them again
 
 T = TypeVar("T")
@@ -76,6 +75,7 @@ class DiagnosticsService:
         publish: Publish,
         syntax: Syntax | None = None,
         context: ContextSource | None = None,
+        folders: Callable[[], Sequence[Path]] = tuple,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -86,6 +86,7 @@ class DiagnosticsService:
         self.publish = publish
         self.syntax = syntax or Syntax()
         self.context: ContextSource = context if context is not None else NoContext()
+        self.folders = folders  # the workspace folders, for the file's name in a review
         self._states: dict[str, DocState] = {}
         # Reference data gathered for the save waiting for a document's review worker:
         # uri -> (review generation, items), so the worker need not ask again.
@@ -247,27 +248,22 @@ class DiagnosticsService:
                 log.exception("review of %s failed", snapshot.uri)
 
     async def _context_for(self, snapshot: Snapshot, doc: DocState) -> list[ContextItem]:
-        """Reference data for reviewing `snapshot` ([] when the review shown is for its text)."""
+        """Reference data for reviewing `snapshot`; [] when there will be no model call."""
         if doc.review.text == snapshot.text:
             return []  # republished as it is: no review, no context
-        request = ContextRequest("review", snapshot.language_id, _display_path(snapshot))
+        if isinstance(self.context, NoContext) or self._endpoint(snapshot) is None:
+            return []  # no MCP server is started, nor tool called, for nothing on each save
+        request = ContextRequest("review", snapshot.language_id, self._path(snapshot))
         return await gather(self.context, request, deadline_s=self.settings.mcp.context_deadline_s)
 
     def _cache_key(
         self, snapshot: Snapshot, endpoint_parts: tuple[str, ...], context: list[ContextItem]
     ) -> str:
-        d = self.settings.diagnostics
-        parts: tuple[str, ...] = (
-            review.PROMPT_VERSION,
-            *endpoint_parts,
-            snapshot.language_id,
-            str(d.max_file_chars),
-            str(d.max_tokens),
-        )
-        if context:  # without, the key is what it was before MCP context existed
-            data = canonical_json([item.as_job_arg() for item in context])
-            parts += ("mcp", str(self.settings.mcp.max_context_chars), data)
-        return state.cache_key(parts, snapshot.text)
+        language_id, text = snapshot.language_id, snapshot.text
+        return review_cache_key(self.settings, endpoint_parts, language_id, text, context)
+
+    def _path(self, snapshot: Snapshot) -> str:
+        return workspace_path(snapshot.path, snapshot.uri, self.folders())
 
     def _endpoint(self, snapshot: Snapshot) -> tuple[dict[str, Any], tuple[str, ...]] | None:
         endpoint = self.models.chat(snapshot.language_id)
@@ -307,8 +303,10 @@ class DiagnosticsService:
         text = snapshot.text
         base = doc.review
         regions = await self._off_loop(changes.changed_regions, base.text, text)
-        path = _display_path(snapshot)
-        spec = self._review_spec(endpoint, snapshot.language_id, path, text, regions, context)
+        path = self._path(snapshot)
+        spec = review_spec(
+            self.settings, endpoint, snapshot.language_id, path, text, regions, context
+        )
         result = await self.jobs.run(spec, uri=snapshot.uri, language=snapshot.language_id)
         if not result.ok:
             reason = result.error or result.status.value
@@ -331,39 +329,6 @@ class DiagnosticsService:
         )
         await self._apply(snapshot, doc, generation, items)
 
-    def _review_spec(
-        self,
-        endpoint: dict[str, Any],
-        language_id: str,
-        path: str,
-        text: str,
-        regions: list[tuple[int, int]],
-        context: list[ContextItem],
-    ) -> JobSpec:
-        d = self.settings.diagnostics
-        options: dict[str, Any] = {
-            "max_tokens": d.max_tokens,
-            "temperature": d.temperature,
-            "max_chars": d.max_file_chars,
-        }
-        kwargs: dict[str, Any] = {
-            "endpoint": endpoint,
-            "options": options,
-            "language_id": language_id,
-            "path": path,
-            "document": _sendable(text),
-            "regions": [list(r) for r in regions],
-        }
-        if context:  # only then: a worker from before MCP context takes the job as it was
-            options["max_context_chars"] = self.settings.mcp.max_context_chars
-            kwargs["context"] = [item.as_job_arg() for item in context]
-        return JobSpec(
-            function=_REVIEW_JOB,
-            kwargs=kwargs,
-            queue=BACKGROUND_QUEUE,
-            timeout_s=self.settings.jobs.timeout_s,
-        )
-
     async def review_file(
         self, *, text: str, language_id: str, path: str, uri: str
     ) -> list[review.Finding]:
@@ -380,7 +345,9 @@ class DiagnosticsService:
         context = await gather(
             self.context, request, deadline_s=self.settings.mcp.context_deadline_s
         )
-        spec = self._review_spec(endpoint.as_job_arg(), language_id, path, text, [], context)
+        spec = review_spec(
+            self.settings, endpoint.as_job_arg(), language_id, path, text, [], context
+        )
         result = await self.jobs.run(spec, uri=uri, language=language_id)
         if not result.ok:
             raise ReviewUnavailable(f"the review failed: {result.error or result.status.value}")
@@ -414,19 +381,6 @@ class DiagnosticsService:
     def _merged(self, doc: DocState, text: str) -> list[Diagnostic]:
         d = self.settings.diagnostics
         return state.merged(doc, text, Severity.from_name(d.min_severity), d.review)
-
-
-def _display_path(snapshot: Snapshot) -> str:
-    return snapshot.path.name if snapshot.path else snapshot.uri
-
-
-def _sendable(text: str) -> str:
-    """`text` with lone surrogates (undecodable bytes an editor passed through) as `?`.
-
-    They cannot be encoded as UTF-8, so neither Redis nor the model server could take
-    them; one character for one keeps every line and column where it was.
-    """
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _notice(message: str) -> Diagnostic:

@@ -3,14 +3,18 @@
 scripted model. What a user would notice: the quick fix's prompt carries the
 configured resource and tool result, fenced as untrusted data; completions work as
 ever; a settings change keeps the MCP server running unless it changes ``zi.mcp``;
-the MCP server's process ends with the language server.
+the MCP server's process ends with the language server, however that ends, even
+when it ignores its closed stdin and SIGTERM (tests/support/mcp_servers/stubborn.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import StartServer, inline, open_document, texts
+from tests.e2e.conftest import StartServer, inline, open_document, server_env, texts
 from tests.support.code_actions import MODULE, RETURN_LINE
 from tests.support.code_actions import code_actions as _actions
 from tests.support.code_actions import diagnostic as _diagnostic
@@ -60,6 +64,19 @@ def servers_file(tmp_path: Path, calls: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def stubborn_file(tmp_path: Path, calls: Path) -> Path:
+    path = tmp_path / "mcp-stubborn.toml"
+    path.write_text(
+        "[servers.stubborn]\n"
+        f"command = {json.dumps(sys.executable)}\n"
+        f"args = [{json.dumps(str(SERVERS / 'stubborn.py'))}]\n"
+        f"env = {{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}\n"
+        'resources = ["docs://api/*"]\n'
+    )
+    return path
+
+
 def _recorded(calls: Path) -> list[dict[str, Any]]:
     if not calls.exists():
         return []
@@ -91,6 +108,17 @@ async def _ended(pid: int) -> bool:
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def _gone(client: LanguageClient) -> None:
+    """Once the language server process has ended and the client has noticed (the
+    fixture then sends no `shutdown` of its own)."""
+    assert client._server is not None  # pygls keeps the process; no public accessor
+    await asyncio.wait_for(client._server.wait(), PATIENCE_S)
+    for _ in range(int(PATIENCE_S / 0.1)):
+        if client.stopped:
+            return
+        await asyncio.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:
@@ -148,11 +176,6 @@ async def test_a_quick_fix_draws_the_configured_context_and_completions_still_wo
     scripted_model.reply_with(Reply(text="return a - b\n"))
     assert texts(await inline(client, sub, 1, 4)) == ["return a - b"]
 
-    # The MCP server's process ends with the language server.
-    (started,) = _started(calls)
-    await client.shutdown_session()
-    assert await _ended(started)
-
 
 async def test_a_settings_change_keeps_the_mcp_servers_unless_it_is_theirs(
     start_server: StartServer,
@@ -201,3 +224,99 @@ async def test_without_a_servers_file_actions_have_no_reference_data(
     open_document(client, uri, MODULE)
     user = await _quick_fix_prompt(client, uri, scripted_model, "Possible division by zero")
     assert "Reference data" not in user
+
+
+def test_the_stubborn_server_outlives_its_closed_stdin_and_sigterm(calls: Path) -> None:
+    """What the tests below rely on: it leaves only when killed, never by itself."""
+
+    def seen(event: str) -> bool:
+        deadline = time.monotonic() + PATIENCE_S
+        while not any(c["event"] == event for c in _recorded(calls)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    server = subprocess.Popen(
+        [sys.executable, str(SERVERS / "stubborn.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**server_env(), "MCP_TEST_CALLS": str(calls)},
+    )
+    try:
+        assert seen("start")
+        assert server.stdin is not None
+        server.stdin.close()
+        assert seen("eof")
+        server.send_signal(signal.SIGTERM)
+        assert seen("sigterm")  # handled, and then it carries on
+        assert server.poll() is None and _alive(server.pid)
+    finally:
+        server.kill()
+        server.wait(timeout=PATIENCE_S)
+
+
+async def _stubborn_connected(
+    start_server: StartServer,
+    workspace: Path,
+    stubborn_file: Path,
+    calls: Path,
+    tmp_path: Path,
+    scripted_model: ScriptedModel,
+) -> tuple[LanguageClient, int]:
+    """A language server whose quick fix drew on the stubborn MCP server; its pid."""
+    client = await start_server(
+        workspace=workspace,
+        ZI_MCP__SERVERS_FILE=str(stubborn_file),
+        ZI_MCP__CONTEXT_DEADLINE_S="30",
+        ZI_STATE_DIR=str(tmp_path / "state"),
+    )
+    uri = (workspace / "stats.py").as_uri()
+    open_document(client, uri, MODULE)
+    user = await _quick_fix_prompt(client, uri, scripted_model, "Possible division by zero")
+    assert "stubborn() never gives up." in user
+    (started,) = _started(calls)
+    return client, started
+
+
+async def test_shutdown_stops_an_mcp_server_that_ignores_eof_and_sigterm(
+    start_server: StartServer,
+    workspace: Path,
+    stubborn_file: Path,
+    calls: Path,
+    tmp_path: Path,
+    scripted_model: ScriptedModel,
+) -> None:
+    client, started = await _stubborn_connected(
+        start_server, workspace, stubborn_file, calls, tmp_path, scripted_model
+    )
+    assert _alive(started)
+
+    await asyncio.wait_for(client.shutdown_async(None), PATIENCE_S)
+    assert await _ended(started)
+    client.exit(None)  # pygls answers no second `shutdown`: the fixture must not send one
+    await _gone(client)
+
+
+@pytest.mark.parametrize("ending", ["exit", "stdin closed"])
+async def test_a_language_server_ending_without_shutdown_stops_its_mcp_servers(
+    start_server: StartServer,
+    workspace: Path,
+    stubborn_file: Path,
+    calls: Path,
+    tmp_path: Path,
+    scripted_model: ScriptedModel,
+    ending: str,
+) -> None:
+    client, started = await _stubborn_connected(
+        start_server, workspace, stubborn_file, calls, tmp_path, scripted_model
+    )
+    assert _alive(started)
+
+    if ending == "exit":
+        client.exit(None)  # no `shutdown` first
+    else:
+        assert client._server is not None and client._server.stdin is not None
+        client._server.stdin.close()  # the editor went away
+    await _gone(client)
+    assert await _ended(started)

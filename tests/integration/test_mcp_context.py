@@ -1,7 +1,8 @@
 """MCP context in code actions and reviews, through the real services and in-process jobs.
 
 The context source is a plain class here (the MCP client manager has its own tests
-against real MCP servers); the model is the scripted one, whose recorded chat
+against real MCP servers), but where a test is about an MCP server not being started;
+the model is the scripted one, whose recorded chat
 requests show what the model was given. A source honours its own deadline, as the
 real one does; the services must go on without it when it does not answer.
 """
@@ -27,6 +28,8 @@ from server.notify import Notifier
 from server.settings import Settings
 from tests.support.code_actions import MODULE, RETURN_LINE
 from tests.support.scripted_model import ScriptedModel
+
+SERVERS = Path(__file__).resolve().parents[1] / "support" / "mcp_servers"
 
 FIXED = "    return total / len(values) if values else 0.0\n"
 DOCS = ContextItem(
@@ -61,6 +64,9 @@ class FakeContext:
     async def aclose(self) -> None:
         self.closed = True
 
+    def close(self) -> None:
+        self.closed = True
+
 
 class IgnoresItsDeadline(FakeContext):
     """A broken source: never answers at all."""
@@ -81,6 +87,7 @@ class Editor:
 
     def document(self, name: str, text: str, version: int = 1) -> Snapshot:
         path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         snapshot = Snapshot(path.as_uri(), path, "python", version, text)
         self.open[snapshot.uri] = snapshot
@@ -269,6 +276,76 @@ async def test_static_diagnostics_are_published_before_the_context_is_asked_for(
     release.set()
     await _until(lambda: scripted_model.chat_requests)
     assert DOCS.text in _user_message(scripted_model.chat_requests[0])
+
+
+async def test_reviews_and_actions_name_the_file_by_its_path_in_the_workspace(
+    tmp_path: Path, build: Build, scripted_model: ScriptedModel
+) -> None:
+    editor = Editor(tmp_path)
+    source = FakeContext([DOCS])
+    services = build(editor, source)
+    snapshot = editor.document("pkg/stats.py", MODULE)
+    scripted_model.queue_chat(f"```python\n{FIXED}```")
+    assert await _fix(services, snapshot) == FIXED
+    scripted_model.chat_reply_with(_review_answer("fails on an empty list"))
+    await services.diagnostics.saved(snapshot)
+    await _until(lambda: editor.reviewed(snapshot.uri))
+
+    assert [(r.purpose, r.path) for r in source.requests] == [
+        ("actions", "pkg/stats.py"),
+        ("review", "pkg/stats.py"),
+    ]
+    # The models are shown the same name.
+    assert all("`pkg/stats.py`" in _user_message(r) for r in scripted_model.chat_requests)
+
+
+async def test_without_a_chat_model_a_save_starts_no_mcp_server(tmp_path: Path) -> None:
+    calls = tmp_path / "mcp-calls.jsonl"
+    servers = tmp_path / "mcp-servers.toml"
+    servers.write_text(
+        "[servers.docs]\n"
+        f"command = {json.dumps(sys.executable)}\n"
+        f"args = [{json.dumps(str(SERVERS / 'well_behaved.py'))}]\n"
+        f"env = {{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}\n"
+        'resources = ["docs://api/*"]\n'
+        "[servers.docs.tools.lookup]\n"
+        'arguments = { symbol = "{symbol}", language = "{language}" }\n'
+    )
+    models = tmp_path / "models.toml"  # a completion model only: nothing to review with
+    models.write_text('[models.coder]\nurl = "http://127.0.0.1:9/v1"\nroles = ["completion"]\n')
+    settings = Settings(
+        models_file=models,
+        state_dir=tmp_path / "state",
+        history={"enabled": False},
+        diagnostics={"debounce_ms": 0},
+        mcp={"servers_file": servers, "context_deadline_s": 30},
+    )
+    told: list[str] = []
+    notifier = Notifier()
+    notifier.connect(
+        log_sink=lambda level, message: told.append(message),
+        show_sink=lambda level, message: None,
+    )
+    editor = Editor(tmp_path / "ws")
+    services = build_services(
+        settings,
+        notifier=notifier,
+        history=False,
+        documents=editor.open.get,
+        folders=lambda: [editor.folder],
+        publish=lambda uri, version, items: editor.published.append((uri, items)),
+    )
+    try:
+        assert type(services.context).__name__ == "McpContext"
+        snapshot = editor.document("stats.py", MODULE)
+        await services.diagnostics.saved(snapshot)
+        # Once the review has looked for a chat model (and told the user there is none)
+        # it is over, and no MCP server was asked: none was even started.
+        await _until(lambda: any("no chat model" in message for message in told))
+        assert not calls.exists()
+    finally:
+        await services.aclose()
+    assert not calls.exists()
 
 
 async def test_the_services_close_their_context_source(tmp_path: Path, build: Build) -> None:

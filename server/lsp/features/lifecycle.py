@@ -71,13 +71,15 @@ async def shutdown(ls: ZiLanguageServer, params: None) -> None:
 
 
 def exit_(ls: ZiLanguageServer, params: None) -> None:
-    """A client that sends `exit` without waiting for `shutdown` still loses no history.
+    """A client that sends `exit` without `shutdown` still loses no history and leaves
+    no MCP server running (after `shutdown`, there is nothing left to do).
 
-    Synchronous on purpose: pygls ends the process right after this returns, and an
-    async handler would change how its loop unwinds.
+    Synchronous on purpose: pygls ends the process right after this returns (with
+    ``sys.exit``, which over TCP skips ``ZiLanguageServer.shutdown``), and an async
+    handler would change how its loop unwinds.
     """
-    if ls.services is not None and ls.services.history is not None:
-        ls.services.history.flush(timeout=5)
+    if ls.services is not None:
+        ls.services.close_at_exit()
 
 
 async def _pull_configuration(ls: ZiLanguageServer) -> None:
