@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.actions.service import ActionService
@@ -20,6 +20,7 @@ from server.completion.service import CompletionService
 from server.completion.snippets import SnippetIndex
 from server.completion.survival import DocumentTexts, SurvivalTracker
 from server.completion.types import Document
+from server.context.types import ContextSource, NoContext
 from server.diagnostics.service import DiagnosticsService, Publish
 from server.history.writer import HistoryWriter
 from server.jobs.gateway import JobGateway
@@ -46,6 +47,8 @@ class Services:
     jobs: JobGateway
     actions: ActionService
     diagnostics: DiagnosticsService
+    # MCP servers drawn on by actions and reviews (never by completions); its owner closes it.
+    context: ContextSource = field(default_factory=NoContext)
 
     async def warm_up(self) -> None:
         """Pay one-time costs (imports, model discovery) before the user types."""
@@ -61,6 +64,7 @@ class Services:
             await self.completions.drain(drain_s)
         self.completions.outcomes.close()  # pending survival checkpoints are dropped
         await self.diagnostics.aclose()
+        await self.context.aclose()  # after the reviews that use it: they were cancelled
         await self.jobs.aclose()
         await self.models.aclose()
         await self.cache.aclose()
@@ -69,6 +73,22 @@ class Services:
             # which keeps serving while old services close after a settings change.
             await asyncio.to_thread(self.history.flush, 5)
             await asyncio.to_thread(self.history.close)
+
+    def close_at_exit(self) -> None:
+        """What must not be lost or left behind when the process ends without `aclose`
+        (LSP `exit` without `shutdown`, stdin closed, a `shutdown` cut short): the
+        history's last rows (its writer is a daemon thread, often holding the acceptance
+        just made) and the MCP servers, whose own process groups no signal of ours would
+        reach. Blocks (seconds at most); harmless after `aclose`."""
+        try:
+            if self.history is not None:
+                self.history.flush(timeout=5)
+        except Exception:
+            log.exception("could not flush the history at exit")
+        try:
+            self.context.close()
+        except Exception:
+            log.exception("could not stop the MCP servers at exit")
 
 
 def build_cache(settings: Settings, notifier: Notifier) -> CompletionCache:
@@ -83,6 +103,19 @@ def build_cache(settings: Settings, notifier: Notifier) -> CompletionCache:
     )
 
 
+def build_context_source(settings: Settings, notifier: Notifier) -> ContextSource:
+    """The MCP servers of ``mcp.servers_file`` as a context source, or none configured.
+
+    ``server.mcp`` is imported only then: it is the one package that uses the MCP SDK,
+    and nothing of it loads on the default path.
+    """
+    if settings.mcp.servers_file is None:
+        return NoContext()
+    from server.mcp.client.manager import build_context_source as build_mcp_context
+
+    return build_mcp_context(settings, notifier)
+
+
 def build_services(
     settings: Settings,
     *,
@@ -94,8 +127,10 @@ def build_services(
     folders: Callable[[], Sequence[Path]] = tuple,
     publish: Publish = lambda uri, version, items: None,
     texts: DocumentTexts | None = None,
+    context: ContextSource | None = None,
 ) -> Services:
-    """Build everything; `history` may be an existing writer to keep, or False for none.
+    """Build everything; `history` may be an existing writer to keep, or False for none;
+    `context` an existing context source to keep (None: built from ``settings.mcp``).
 
     `texts` (the open documents, from the edge) lets accepted suggestions be followed
     for survival (``history.survival``); without it they are not.
@@ -144,6 +179,8 @@ def build_services(
             settings.history.survival_checkpoints_s, recorder=recorder, documents=texts
         )
     jobs = JobGateway(settings, notifier=notifier, recorder=recorder)
+    if context is None:
+        context = build_context_source(settings, notifier)
     actions = ActionService(
         settings,
         models=models,
@@ -152,6 +189,7 @@ def build_services(
         documents=documents,
         folders=folders,
         syntax=syntax,
+        context=context,
     )
     diagnostics = DiagnosticsService(
         settings,
@@ -163,6 +201,8 @@ def build_services(
         documents=documents,
         publish=publish,
         syntax=syntax,
+        context=context,
+        folders=folders,
     )
     return Services(
         settings,
@@ -175,4 +215,5 @@ def build_services(
         jobs,
         actions,
         diagnostics,
+        context,
     )

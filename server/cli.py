@@ -16,6 +16,7 @@ from server import __version__
 from server.commands import add_models_option, complete, models, serve
 from server.commands import history as history_command
 from server.commands import inference as inference_command
+from server.commands import mcp as mcp_command
 from server.commands import replay as replay_command
 from server.commands import stats as stats_command
 from server.commands import worker as worker_command
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_command.register(commands)
     history_command.register(commands)
     replay_command.register(commands)
+    mcp_command.register(commands)
     return parser
 
 

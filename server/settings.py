@@ -175,6 +175,35 @@ class HistorySettings(BaseModel):
         return sorted(checkpoints)
 
 
+class McpSettings(BaseModel):
+    """Other MCP servers drawn on as context by reviews and code actions."""
+
+    servers_file: Path | None = Field(
+        default=None,
+        description="TOML or YAML file listing MCP servers used as context for reviews and "
+        "code actions (command or URL, resources, allowed tools); unset: none.",
+    )
+    context_deadline_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="How long a review or code action waits for MCP context before going "
+        "on without it.",
+    )
+    max_item_chars: int = Field(
+        default=4000,
+        ge=100,
+        le=100_000,
+        description="Each MCP resource or tool result is cut to this many characters.",
+    )
+    max_context_chars: int = Field(
+        default=12_000,
+        ge=100,
+        le=400_000,
+        description="All MCP context in one prompt is cut to this many characters.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ZI_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -186,6 +215,7 @@ class Settings(BaseSettings):
     actions: ActionSettings = Field(default_factory=ActionSettings)
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
     redis_url: str | None = Field(
         default=None,
         description="Unset: in-process cache and jobs; set: shared Redis cache and RQ queue.",

@@ -43,6 +43,7 @@ describe("specsFromManifest", () => {
       "inference.model",
       "inference.tokenizer_path",
       "log_file",
+      "mcp.servers_file",
       "models_file",
       "queue_redis_url",
       "redis_url",
@@ -56,6 +57,7 @@ describe("specsFromManifest", () => {
     assert.ok(restricted.has("server.path"));
     assert.ok(restricted.has("inference.url"));
     assert.ok(restricted.has("history.store_prompts")); // a cloned repo must not turn it on
+    assert.ok(restricted.has("mcp.servers_file")); // nor name programs for the server to start
     assert.ok(!restricted.has("completion.enabled"));
   });
 

@@ -5,7 +5,9 @@ line numbers, the chat endpoint and options) and returns JSON: a line region
 with its replacement, a test file, or Markdown. They are plain synchronous
 functions; the model call streams, checks for cancellation between chunks and
 closes the stream when the job is cancelled, which makes vLLM stop generating.
-A worker needs no configuration: everything it needs travels in the arguments.
+A worker needs no configuration: everything it needs travels in the arguments,
+reference data from MCP servers included (`context`, gathered by the language
+server; absent from jobs queued by an older one).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 from server.actions import answer, docstrings, prompts, pytests
 from server.actions.edits import split_lines
 from server.actions.sandbox import SandboxLimits, TestRun, run_pytest
+from server.context.prompt import DEFAULT_MAX_CHARS, context_section
+from server.context.types import ContextItem
 from server.jobs.chat import chat
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
@@ -38,6 +42,12 @@ def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Me
 def _cap(document: str, options: dict[str, Any]) -> str:
     limit = int(options.get("max_document_chars", 24_000))
     return document if len(document) <= limit else document[:limit] + "\n…(cut)\n"
+
+
+def _reference(context: list[dict[str, str]] | None, options: dict[str, Any]) -> str:
+    """The prompt section for the job's MCP context ("" for none), capped as configured."""
+    items = [ContextItem.from_job_arg(item) for item in context or ()]
+    return context_section(items, int(options.get("max_context_chars", DEFAULT_MAX_CHARS)))
 
 
 def _indent_of(lines: list[str]) -> str:
@@ -97,6 +107,7 @@ def fix_problem(
     start: int,
     end: int,
     problem: str,
+    context: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Rewrite lines [start, end) so the reported problem is gone."""
     messages = prompts.fix(
@@ -106,6 +117,7 @@ def fix_problem(
         start=start,
         end=end,
         problem=problem,
+        context=_reference(context, options),
     )
     return _region_job(
         messages,
@@ -128,11 +140,16 @@ def improve_region(
     document: str,
     start: int,
     end: int,
+    context: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Rewrite lines [start, end) for readability and speed, keeping behaviour."""
     region = "".join(split_lines(document)[start:end])
     messages = prompts.improve(
-        language=language_id, path=path, document=_cap(document, options), region=region
+        language=language_id,
+        path=path,
+        document=_cap(document, options),
+        region=region,
+        context=_reference(context, options),
     )
     return _region_job(
         messages,
@@ -155,13 +172,15 @@ def write_docstring(
     document: str,
     start: int,
     end: int,
+    context: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The definition on lines [start, end) with a docstring from the model."""
     region = "".join(split_lines(document)[start:end])
     report_progress(message="asking the model", percentage=10)
-    reply = _ask(
-        endpoint, options, prompts.docstring(language=language_id, path=path, source=region)
+    messages = prompts.docstring(
+        language=language_id, path=path, source=region, context=_reference(context, options)
     )
+    reply = _ask(endpoint, options, messages)
     report_progress(message="checking the answer", percentage=90)
     text = docstrings.docstring_of(answer.extract_code_block(reply, language_id))
     new_text = docstrings.insert_docstring(region, text)
@@ -179,12 +198,17 @@ def explain_region(
     document: str,
     start: int,
     end: int,
+    context: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A Markdown explanation of lines [start, end)."""
     region = "".join(split_lines(document)[start:end])
     report_progress(message="asking the model", percentage=10)
     messages = prompts.explain(
-        language=language_id, path=path, document=_cap(document, options), region=region
+        language=language_id,
+        path=path,
+        document=_cap(document, options),
+        region=region,
+        context=_reference(context, options),
     )
     return {"markdown": _ask(endpoint, options, messages).strip()}
 
@@ -203,6 +227,7 @@ def generate_tests(
     end: int,
     test_path: str,
     existing_tests: str | None,
+    context: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """pytest tests for one function, kept only if they pass against the current code.
 
@@ -226,7 +251,11 @@ def generate_tests(
         )
 
     messages = prompts.tests(
-        module=module, function=function, source=source, module_source=_cap(document, options)
+        module=module,
+        function=function,
+        source=source,
+        module_source=_cap(document, options),
+        context=_reference(context, options),
     )
     tests = ""
     result: TestRun | None = None

@@ -1,16 +1,16 @@
 """Code actions: offered at once, computed on resolve by a job, returned as line edits.
 
 ``offers`` answers ``textDocument/codeAction`` from the request alone (no model
-call, no job). ``resolve`` submits the job (RQ or in process, the runner decides),
-forwards the job's progress, cancels the job when the caller is cancelled, and
-turns the result into edits against the document *as it is now*: unchanged, the
-edit applies as computed; changed elsewhere, it is rebased; changed inside the
-region, it is refused with a message.
+call, no job: ``server.actions.offers``). ``resolve`` submits the job (RQ or in
+process, the runner decides), forwards the job's progress, cancels the job when
+the caller is cancelled, and turns the result into edits against the document
+*as it is now*: unchanged, the edit applies as computed; changed elsewhere, it is
+rebased; changed inside the region, it is refused with a message.
 """
 
 from __future__ import annotations
 
-import ast
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,18 +19,10 @@ from typing import Any
 from server.actions import edits as edit_ops
 from server.actions.answer import AnswerRejected, check_parses
 from server.actions.edits import EditConflict, LineEdit, split_lines
-from server.actions.types import (
-    DOCSTRING,
-    IMPROVE,
-    QUICKFIX,
-    TESTS,
-    ActionError,
-    ActionRequest,
-    Offer,
-    Progress,
-    Resolution,
-    Snapshot,
-)
+from server.actions.offers import definitions, describe, offers_for, span, top_level_functions
+from server.actions.types import ActionError, ActionRequest, Offer, Progress, Resolution, Snapshot
+from server.context.gather import gather, symbol_at, with_context, workspace_path
+from server.context.types import ContextRequest, ContextSource, NoContext
 from server.jobs.gateway import JobGateway
 from server.jobs.spec import JobResult, JobSpec
 from server.notify import Notifier
@@ -41,56 +33,6 @@ from server.syntax import Syntax
 log = logging.getLogger(__name__)
 
 _JOBS = "server.actions.jobs"
-_TITLE_CHARS = 80
-
-
-def _matches(kind: str, only: tuple[str, ...] | None) -> bool:
-    """LSP kinds are hierarchical: ``refactor`` asks for ``refactor.rewrite.zi.tests`` too."""
-    return only is None or any(kind == o or kind.startswith(o + ".") for o in only)
-
-
-def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else "problem"
-    return line if len(line) <= _TITLE_CHARS else line[: _TITLE_CHARS - 1] + "…"
-
-
-def _ready_fix(data: Any) -> str | None:
-    """A replacement carried by the diagnostic itself (e.g. Zi's own review findings)."""
-    if isinstance(data, dict):
-        fix = data.get("fix")
-        if isinstance(fix, str):
-            return fix
-    return None
-
-
-def _definitions(text: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef]:
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return []
-    return [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-    ]
-
-
-def _innermost(
-    nodes: Sequence[ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef], line: int
-) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None:
-    """The smallest definition whose lines (decorators included) hold 0-based `line`."""
-    best = None
-    for node in nodes:
-        first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-        last = (node.end_lineno or node.lineno) - 1
-        if first <= line <= last and (best is None or node.lineno >= best.lineno):
-            best = node
-    return best
-
-
-def _span(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> tuple[int, int]:
-    first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-    return first, node.end_lineno or node.lineno
 
 
 class ActionService:
@@ -104,10 +46,13 @@ class ActionService:
         documents: Callable[[str], Snapshot | None],
         folders: Callable[[], Sequence[Path]],
         syntax: Syntax | None = None,
+        context: ContextSource | None = None,
     ) -> None:
         self.settings = settings
         self.models = models
         self.jobs = jobs
+        # Reference data from MCP servers, gathered before each job (at most its deadline).
+        self.context: ContextSource = context if context is not None else NoContext()
         self.notifier = notifier
         self.documents = documents
         self.folders = folders
@@ -116,52 +61,7 @@ class ActionService:
     # -- textDocument/codeAction --------------------------------------------------
 
     def offers(self, request: ActionRequest) -> list[Offer]:
-        if not self.settings.actions.enabled:
-            return []
-        doc = request.document
-        base = {"uri": doc.uri, "version": doc.version}
-        found: list[Offer] = []
-        if _matches(QUICKFIX, request.only):
-            for problem in request.problems:
-                data = {
-                    **base,
-                    "zi": "fix",
-                    "start": problem.start_line,
-                    "end": problem.end_line + 1,
-                    "problem": _describe(problem.message, problem.source, problem.code),
-                }
-                fix = _ready_fix(problem.data)
-                if fix is not None:
-                    data["fix"] = fix
-                    replaces = problem.data.get("replaces")  # _ready_fix: data is a dict
-                    if isinstance(replaces, str):
-                        data["replaces"] = replaces
-                title = f"Fix with Zi: {_first_line(problem.message)}"
-                found.append(Offer(title, QUICKFIX, data, problem.index))
-        if doc.language_id == "python":
-            nodes = _definitions(doc.text)
-            node = _innermost(nodes, request.start_line)
-            if node is not None and _matches(DOCSTRING, request.only):
-                first, end = _span(node)
-                data = {**base, "zi": "docstring", "start": first, "end": end}
-                found.append(Offer(f"Generate docstring for `{node.name}`", DOCSTRING, data))
-            function = _innermost(
-                [n for n in nodes if not isinstance(n, ast.ClassDef) and n.col_offset == 0],
-                request.start_line,
-            )
-            if function is not None and doc.path is not None and _matches(TESTS, request.only):
-                first, end = _span(function)
-                data = {**base, "zi": "tests", "start": first, "end": end, "name": function.name}
-                found.append(Offer(f"Generate tests for `{function.name}`", TESTS, data))
-        if not request.empty_selection and _matches(IMPROVE, request.only):
-            data = {
-                **base,
-                "zi": "improve",
-                "start": request.start_line,
-                "end": request.end_line + 1,
-            }
-            found.append(Offer("Improve selection", IMPROVE, data))
-        return found
+        return offers_for(request) if self.settings.actions.enabled else []
 
     # -- codeAction/resolve ---------------------------------------------------------
 
@@ -212,6 +112,47 @@ class ActionService:
         )
         return str(value["markdown"])
 
+    # -- a snapshot handed in (MCP tools: no open document, so nothing to rebase) -------
+
+    async def fix_lines(
+        self,
+        snapshot: Snapshot,
+        start: int,
+        end: int,
+        *,
+        message: str,
+        source: str | None = None,
+        code: str | None = None,
+        progress: Progress | None = None,
+    ) -> LineEdit:
+        """The edit of lines [start, end) that fixes the problem `message`, computed as
+        "Fix with Zi" computes it (the same job, prompt, queue and history)."""
+        lines = split_lines(snapshot.text)
+        if not 0 <= start < end <= max(len(lines), 1):
+            raise ActionError(f"lines {start + 1}-{end} are outside the document")
+        kwargs = self._common(snapshot, start, end)
+        kwargs["problem"] = describe(message, source, code)
+        value = await self._run(
+            "fix_problem", kwargs, progress or (lambda message, percentage: None), snapshot
+        )
+        start, end = int(value["start"]), int(value["end"])
+        return self._checked_edit(snapshot, start, end, str(value["new_text"]))
+
+    async def tests_for(self, snapshot: Snapshot, function: str, progress: Progress) -> Resolution:
+        """Tests for the top-level `function` of `snapshot` (a file in a workspace folder),
+        as "Generate tests" writes them: run in the sandbox, repaired, only passing ones
+        kept. The one edit's new text is the whole test file."""
+        nodes = top_level_functions(definitions(snapshot.text))
+        node = next((n for n in nodes if n.name == function), None)
+        if node is None:
+            names = ", ".join(sorted({n.name for n in nodes}))
+            there = (
+                f"those there: {names}" if names else "there is none, or the file does not parse"
+            )
+            raise ActionError(f"no top-level function named {function!r} ({there})")
+        first, end = span(node)
+        return await self._tests(snapshot, {"start": first, "end": end, "name": function}, progress)
+
     # -- the pieces -------------------------------------------------------------------
 
     def _snapshot_for(self, data: dict[str, Any]) -> Snapshot:
@@ -231,7 +172,7 @@ class ActionService:
             "endpoint": endpoint.as_job_arg(),
             "options": self._options(),
             "language_id": snapshot.language_id,
-            "path": self._display_path(snapshot),
+            "path": workspace_path(snapshot.path, snapshot.uri, self.folders()),
             "document": snapshot.text,
             "start": start,
             "end": end,
@@ -248,14 +189,6 @@ class ActionService:
             "sandbox_memory_mb": a.sandbox_memory_mb,
             "sandbox_wall_s": a.sandbox_wall_s,
         }
-
-    def _display_path(self, snapshot: Snapshot) -> str:
-        if snapshot.path is None:
-            return snapshot.uri
-        for folder in self.folders():
-            if edit_ops.inside_workspace(snapshot.path, [folder]):
-                return snapshot.path.resolve().relative_to(folder.resolve()).as_posix()
-        return snapshot.path.name
 
     def _checked_edit(self, snapshot: Snapshot, start: int, end: int, new_text: str) -> LineEdit:
         lines = split_lines(snapshot.text)
@@ -285,9 +218,29 @@ class ActionService:
         except EditConflict as exc:
             raise ActionError(f"not applied: {exc}") from None
 
+    async def _with_context(
+        self, kwargs: dict[str, Any], snapshot: Snapshot, progress: Progress
+    ) -> dict[str, Any]:
+        """`kwargs` with the job's reference data from MCP servers, if there is any."""
+        if isinstance(self.context, NoContext):
+            return kwargs  # the default: not even the parse for the symbol
+        progress("gathering reference data", None)
+        problem = str(kwargs.get("problem") or "")
+        symbol = str(kwargs.get("function") or "")
+        if not symbol:  # a parse of the whole document: off the loop, which serves completions
+            line = int(kwargs["start"])
+            symbol = await asyncio.to_thread(
+                symbol_at, snapshot.language_id, snapshot.text, line, problem
+            )
+        path = workspace_path(snapshot.path, snapshot.uri, self.folders())
+        request = ContextRequest("actions", snapshot.language_id, path, symbol, problem)
+        items = await gather(self.context, request, deadline_s=self.settings.mcp.context_deadline_s)
+        return with_context(kwargs, items, max_context_chars=self.settings.mcp.max_context_chars)
+
     async def _run(
         self, function: str, kwargs: dict[str, Any], progress: Progress, snapshot: Snapshot
     ) -> Any:
+        kwargs = await self._with_context(kwargs, snapshot, progress)
         timeout = self.settings.jobs.timeout_s
         if function == "generate_tests":
             timeout = max(timeout, self.settings.actions.tests_timeout_s)
@@ -362,11 +315,6 @@ def _as_lines(fix: str, old: list[str]) -> str:
     if fix and not fix.endswith("\n") and old and old[-1].endswith("\n"):
         return fix + "\n"
     return fix
-
-
-def _describe(message: str, source: str | None, code: str | None) -> str:
-    origin = " ".join(part for part in (source, code) if part)
-    return f"{message} ({origin})" if origin else message
 
 
 def _user_message(result: JobResult) -> str:

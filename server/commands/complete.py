@@ -19,29 +19,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     complete.set_defaults(run=run)
 
 
-_EXTENSIONS = {
-    ".py": "python",
-    ".js": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".rs": "rust",
-    ".go": "go",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".hpp": "cpp",
-    ".java": "java",
-    ".rb": "ruby",
-    ".sh": "shellscript",
-    ".lua": "lua",
-    ".cs": "csharp",
-    ".php": "php",
-    ".kt": "kotlin",
-}
-
-
 def run(args: argparse.Namespace) -> int:
     location: str = args.location
     language: str | None = args.language
@@ -50,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from server.app import build_services
     from server.commands import configure_logging
     from server.completion.types import CompletionRequest, Document
+    from server.languages import language_of
     from server.notify import Level, Notifier
     from server.settings import Settings
 
@@ -72,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
     document = Document(
         uri=path.resolve().as_uri(),
-        language_id=language or _EXTENSIONS.get(path.suffix, "plaintext"),
+        language_id=language or language_of(path),
         version=0,
         text=text,
     )

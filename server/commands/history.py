@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from server.commands.moments import Duration, parse_duration
-from server.commands.stats import masked
+from server.history.reading import masked
 
 if TYPE_CHECKING:
     from sqlalchemy import Select

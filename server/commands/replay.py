@@ -108,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from server.commands import configure_cli_logging, fail
-    from server.commands.stats import masked
     from server.completion.recorder import ModelCallKind
     from server.errors import describe
     from server.history.database import SchemaTooNewError
+    from server.history.reading import masked
     from server.history.replay import ReplayFilter
     from server.settings import Settings
 
@@ -174,7 +174,7 @@ def _select(url: str, filters: ReplayFilter) -> Selection | None:
     from sqlalchemy import inspect
     from sqlalchemy.orm import Session
 
-    from server.commands.stats import open_readonly
+    from server.history.reading import open_readonly
     from server.history.replay import select_calls
 
     engine = open_readonly(url)

@@ -7,6 +7,8 @@ answer that still cannot be read is asked for once more, then the job fails
 with :class:`~server.diagnostics.review.AnswerInvalid` and the editor keeps the
 static diagnostics. Findings are checked before they leave the job: outside the
 changed lines they are dropped, and a fix that would break the file is removed.
+Reference data from MCP servers (`context`, gathered by the language server) leads
+the prompt, fenced as untrusted data; jobs queued without it review as before.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 from server.actions import answer
 from server.actions.edits import split_lines
+from server.context.prompt import DEFAULT_MAX_CHARS, context_section
+from server.context.types import ContextItem
 from server.diagnostics import review
 from server.diagnostics.review import AnswerInvalid, Finding
 from server.jobs.chat import chat, model_for
@@ -38,6 +42,7 @@ def review_document(
     path: str,
     document: str,
     regions: list[list[int]],
+    context: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Review `regions` (1-based inclusive line ranges; none: the whole file) of `document`.
 
@@ -55,6 +60,10 @@ def review_document(
         document=document,
         regions=spans,
         max_chars=int(options.get("max_chars", 24_000)),
+        context=context_section(
+            [ContextItem.from_job_arg(item) for item in context or ()],
+            int(options.get("max_context_chars", DEFAULT_MAX_CHARS)),
+        ),
     )
     extra = {"response_format": review.response_format()}
     max_tokens = int(options.get("max_tokens", 1024))

@@ -15,6 +15,12 @@ shown (a cache hit for a newer save came first) is dropped.
 
 Every group of diagnostics keeps the text it was computed on; a publish places
 each group on the document as it is now (see ``state``).
+
+A review may draw reference data from MCP servers (a ``ContextSource``): it is
+gathered after the debounce (a save meanwhile starts over, as during the debounce),
+never before the static checks nor without a chat model to review with, and waited
+for at most the source's deadline (``mcp.context_deadline_s``). It is part of the
+review cache's key, so the same text reviewed with other reference data is asked anew.
 """
 
 from __future__ import annotations
@@ -22,19 +28,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from server.actions.types import Snapshot
 from server.cache import CompletionCache
+from server.context.gather import gather, workspace_path
+from server.context.types import ContextItem, ContextRequest, ContextSource, NoContext
 from server.diagnostics import changes, review, state
+from server.diagnostics.review_job import review_cache_key, review_spec
 from server.diagnostics.state import DocState, Group
 from server.diagnostics.static import looks_binary, static_diagnostics
 from server.diagnostics.types import Diagnostic, Severity
-from server.jobs import BACKGROUND_QUEUE
 from server.jobs.gateway import JobGateway
-from server.jobs.spec import JobSpec
 from server.notify import Level, Notifier
 from server.routing import ModelRouter
 from server.settings import Settings
@@ -44,11 +52,14 @@ log = logging.getLogger(__name__)
 
 STATIC_MAX_CHARS = 2_000_000  # beyond this, even the static checks are skipped (with a notice)
 REVIEW_CACHE_TTL_S = 86_400
-_REVIEW_JOB = "server.diagnostics.jobs.review_document"
 _PUBLISH_TRIES = 3  # a document edited while its diagnostics were placed: place them again
 
 T = TypeVar("T")
 Publish = Callable[[str, "int | None", list[Diagnostic]], None]
+
+
+class ReviewUnavailable(Exception):
+    """A review could not be had; the message says why, for the person asking."""
 
 
 class DiagnosticsService:
@@ -63,6 +74,8 @@ class DiagnosticsService:
         documents: Callable[[str], Snapshot | None],
         publish: Publish,
         syntax: Syntax | None = None,
+        context: ContextSource | None = None,
+        folders: Callable[[], Sequence[Path]] = tuple,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -72,7 +85,12 @@ class DiagnosticsService:
         self.documents = documents
         self.publish = publish
         self.syntax = syntax or Syntax()
+        self.context: ContextSource = context if context is not None else NoContext()
+        self.folders = folders  # the workspace folders, for the file's name in a review
         self._states: dict[str, DocState] = {}
+        # Reference data gathered for the save waiting for a document's review worker:
+        # uri -> (review generation, items), so the worker need not ask again.
+        self._gathered: dict[str, tuple[int, list[ContextItem]]] = {}
         # One thread for checks and placements: opening 100 files must not put 100
         # ruff processes and parses on 2 cores while the user waits for a completion
         # (bench.run measured 81 ms of completion overhead that way instead of 4).
@@ -99,6 +117,7 @@ class DiagnosticsService:
 
     def closed(self, uri: str) -> None:
         doc = self._states.pop(uri, None)
+        self._gathered.pop(uri, None)
         for task in doc.tasks() if doc is not None else ():
             task.cancel()  # a running review's job is cancelled with it
         self.publish(uri, None, [])  # the client forgets a closed file's diagnostics
@@ -207,11 +226,13 @@ class DiagnosticsService:
 
     async def _after_debounce(self, snapshot: Snapshot, doc: DocState, generation: int) -> None:
         await asyncio.sleep(self.settings.diagnostics.debounce_ms / 1000)
+        context = await self._context_for(snapshot, doc)
         try:
-            if await self._from_cache(snapshot, doc, generation):
+            if await self._from_cache(snapshot, doc, generation, context):
                 return
         except Exception:
             log.exception("review cache of %s failed", snapshot.uri)
+        self._gathered[snapshot.uri] = (generation, context)
         doc.wanted = (snapshot, generation)
         if doc.worker is None or doc.worker.done():
             doc.worker = asyncio.get_running_loop().create_task(self._reviews(doc))
@@ -226,16 +247,23 @@ class DiagnosticsService:
             except Exception:
                 log.exception("review of %s failed", snapshot.uri)
 
-    def _cache_key(self, snapshot: Snapshot, endpoint_parts: tuple[str, ...]) -> str:
-        d = self.settings.diagnostics
-        parts = (
-            review.PROMPT_VERSION,
-            *endpoint_parts,
-            snapshot.language_id,
-            str(d.max_file_chars),
-            str(d.max_tokens),
-        )
-        return state.cache_key(parts, snapshot.text)
+    async def _context_for(self, snapshot: Snapshot, doc: DocState) -> list[ContextItem]:
+        """Reference data for reviewing `snapshot`; [] when there will be no model call."""
+        if doc.review.text == snapshot.text:
+            return []  # republished as it is: no review, no context
+        if isinstance(self.context, NoContext) or self._endpoint(snapshot) is None:
+            return []  # no MCP server is started, nor tool called, for nothing on each save
+        request = ContextRequest("review", snapshot.language_id, self._path(snapshot))
+        return await gather(self.context, request, deadline_s=self.settings.mcp.context_deadline_s)
+
+    def _cache_key(
+        self, snapshot: Snapshot, endpoint_parts: tuple[str, ...], context: list[ContextItem]
+    ) -> str:
+        language_id, text = snapshot.language_id, snapshot.text
+        return review_cache_key(self.settings, endpoint_parts, language_id, text, context)
+
+    def _path(self, snapshot: Snapshot) -> str:
+        return workspace_path(snapshot.path, snapshot.uri, self.folders())
 
     def _endpoint(self, snapshot: Snapshot) -> tuple[dict[str, Any], tuple[str, ...]] | None:
         endpoint = self.models.chat(snapshot.language_id)
@@ -243,14 +271,16 @@ class DiagnosticsService:
             return None  # the router told the user why
         return endpoint.as_job_arg(), (endpoint.url, endpoint.model or "")
 
-    async def _from_cache(self, snapshot: Snapshot, doc: DocState, generation: int) -> bool:
+    async def _from_cache(
+        self, snapshot: Snapshot, doc: DocState, generation: int, context: list[ContextItem]
+    ) -> bool:
         if doc.review.text == snapshot.text:
             await self._apply(snapshot, doc, generation, list(doc.review.items))
             return True
         found = self._endpoint(snapshot)
         if found is None:
             return True  # nothing to review with
-        cached = await self.cache.get(self._cache_key(snapshot, found[1]))
+        cached = await self.cache.get(self._cache_key(snapshot, found[1], context))
         items = state.decode(cached) if cached is not None else None
         if items is None:
             return False
@@ -259,7 +289,12 @@ class DiagnosticsService:
         return True
 
     async def _review(self, snapshot: Snapshot, doc: DocState, generation: int) -> None:
-        if await self._from_cache(snapshot, doc, generation):
+        gathered = self._gathered.pop(snapshot.uri, None)
+        if gathered is not None and gathered[0] == generation:
+            context = gathered[1]
+        else:
+            context = await self._context_for(snapshot, doc)
+        if await self._from_cache(snapshot, doc, generation, context):
             return  # another editor (shared cache) or an undo got there first
         found = self._endpoint(snapshot)
         if found is None:
@@ -268,23 +303,9 @@ class DiagnosticsService:
         text = snapshot.text
         base = doc.review
         regions = await self._off_loop(changes.changed_regions, base.text, text)
-        d = self.settings.diagnostics
-        spec = JobSpec(
-            function=_REVIEW_JOB,
-            kwargs={
-                "endpoint": endpoint,
-                "options": {
-                    "max_tokens": d.max_tokens,
-                    "temperature": d.temperature,
-                    "max_chars": d.max_file_chars,
-                },
-                "language_id": snapshot.language_id,
-                "path": snapshot.path.name if snapshot.path else snapshot.uri,
-                "document": _sendable(text),
-                "regions": [list(r) for r in regions],
-            },
-            queue=BACKGROUND_QUEUE,
-            timeout_s=self.settings.jobs.timeout_s,
+        path = self._path(snapshot)
+        spec = review_spec(
+            self.settings, endpoint, snapshot.language_id, path, text, regions, context
         )
         result = await self.jobs.run(spec, uri=snapshot.uri, language=snapshot.language_id)
         if not result.ok:
@@ -297,7 +318,7 @@ class DiagnosticsService:
         fresh = review.to_diagnostics(findings, text)
         items = [d for d in kept if not changes.in_regions(d, regions)] + fresh
         await self.cache.set(
-            self._cache_key(snapshot, parts), state.encode(items), REVIEW_CACHE_TTL_S
+            self._cache_key(snapshot, parts, context), state.encode(items), REVIEW_CACHE_TTL_S
         )
         log.info(
             "review of %s: %d finding(s) in %d region(s), %d kept from before",
@@ -307,6 +328,30 @@ class DiagnosticsService:
             len(items) - len(fresh),
         )
         await self._apply(snapshot, doc, generation, items)
+
+    async def review_file(
+        self, *, text: str, language_id: str, path: str, uri: str
+    ) -> list[review.Finding]:
+        """A review of the whole of `text` for a caller outside the editor (MCP): the
+        same job, queue and history as a review on save, its findings returned rather
+        than published. Raises :class:`ReviewUnavailable` with the reason."""
+        if len(text) > self.settings.diagnostics.max_file_chars:
+            limit = self.settings.diagnostics.max_file_chars
+            raise ReviewUnavailable(f"the file has {len(text)} characters; reviews take {limit}")
+        endpoint = self.models.chat(language_id)
+        if endpoint is None:
+            raise ReviewUnavailable(f"no chat model serves {language_id}")
+        request = ContextRequest("review", language_id, path)
+        context = await gather(
+            self.context, request, deadline_s=self.settings.mcp.context_deadline_s
+        )
+        spec = review_spec(
+            self.settings, endpoint.as_job_arg(), language_id, path, text, [], context
+        )
+        result = await self.jobs.run(spec, uri=uri, language=language_id)
+        if not result.ok:
+            raise ReviewUnavailable(f"the review failed: {result.error or result.status.value}")
+        return [review.Finding.model_validate(f) for f in result.value["findings"]]
 
     async def _apply(
         self, snapshot: Snapshot, doc: DocState, generation: int, items: list[Diagnostic]
@@ -336,15 +381,6 @@ class DiagnosticsService:
     def _merged(self, doc: DocState, text: str) -> list[Diagnostic]:
         d = self.settings.diagnostics
         return state.merged(doc, text, Severity.from_name(d.min_severity), d.review)
-
-
-def _sendable(text: str) -> str:
-    """`text` with lone surrogates (undecodable bytes an editor passed through) as `?`.
-
-    They cannot be encoded as UTF-8, so neither Redis nor the model server could take
-    them; one character for one keeps every line and column where it was.
-    """
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _notice(message: str) -> Diagnostic:

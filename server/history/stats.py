@@ -4,8 +4,8 @@ The figures are frozen dataclasses (:class:`Stats` and its parts), read by
 ``stats_query.py`` (grouped queries, SQLite and PostgreSQL; the percentiles in
 ``stats_percentiles.py``); :func:`to_json` is
 their ``--json`` form, the text report is ``report_text.py``, the HTML one
-``report_html.py``. The command line and opening the database read-only are in
-``server/commands/stats.py``.
+``report_html.py``. The command line is ``server/commands/stats.py``, opening the
+database read-only ``reading.py``.
 
 Definitions. Every row of ``completions`` is a suggestion the server produced
 (requests that yielded no text are not recorded), ``generated`` counts them,

@@ -28,7 +28,7 @@ no time column. ``bench/history_stats.py`` measures all this over a million
 completions.
 
 The queries may run on several connections at once, one query per connection at
-a time (``server/commands/stats.py`` opens them on one snapshot): the scan of
+a time (``reading.py`` opens them on one snapshot): the scan of
 ``completions`` then runs beside those of the other tables.
 """
 

@@ -191,11 +191,7 @@ def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> 
     """Serve LSP on stdin/stdout; `build` imports and creates the server (the slow part)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     if not fast:
-        server = build()
-        try:
-            server.start_io(stdin, stdout)
-        finally:
-            _flush_history(server)
+        build().start_io(stdin, stdout)  # its end calls server.shutdown(), which cleans up
         return
 
     built: list[ZiLanguageServer] = []
@@ -283,22 +279,4 @@ def _serve_pipe(
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        _flush_history(server)
-        server.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _flush_history(server: ZiLanguageServer) -> None:
-    """Write what the history writer still holds before the process ends.
-
-    A client that sends `shutdown` and closes the pipe without waiting (Neovim 0.11's
-    `:qa`) ends the event loop mid-way through the shutdown handler's own flush; the
-    writer is a daemon thread, so without this its last rows (often the acceptance
-    of the suggestion just taken) would die with the process.
-    """
-    services = server.services
-    if services is None or services.history is None:
-        return
-    try:
-        services.history.flush(timeout=5)
-    except Exception:
-        log.exception("could not flush the history at exit")
+        server.shutdown()  # writes the last history rows, stops the MCP servers

@@ -53,6 +53,16 @@ class ZiLanguageServer(LanguageServer):
         except Exception:
             log.debug("could not send showMessage", exc_info=True)
 
+    def shutdown(self) -> None:
+        """Called by pygls once serving is over, however it ended (stdin closed, the
+        connection lost, `exit`): the last history rows are written and the MCP
+        servers stopped before the process goes. A client that sends `shutdown` and
+        closes the pipe at once (Neovim 0.11's `:qa`) ends the loop mid-way through
+        the shutdown handler's own closing."""
+        super().shutdown()  # type: ignore[no-untyped-call]
+        if self.services is not None:
+            self.services.close_at_exit()
+
     def report_server_error(self, error: Exception, source: object) -> None:
         # pygls would pop up every internal error; log it instead and keep serving.
         if getattr(error, "CODE", None) == REQUEST_FAILED:

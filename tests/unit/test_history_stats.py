@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.commands.moments import parse_duration
-from server.commands.stats import masked
 from server.history import report_svg
+from server.history.reading import masked
 from server.history.report_html import render_html
 from server.history.report_text import checkpoint_label, render_text
 from server.history.stats import (

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from server.app import build_services
 from server.completion.types import Document
+from server.context.types import NoContext
 from server.lsp.server import ZiLanguageServer
 from server.notify import Level, Notifier
 from server.settings import Settings
@@ -70,13 +71,15 @@ async def shutdown(ls: ZiLanguageServer, params: None) -> None:
 
 
 def exit_(ls: ZiLanguageServer, params: None) -> None:
-    """A client that sends `exit` without waiting for `shutdown` still loses no history.
+    """A client that sends `exit` without `shutdown` still loses no history and leaves
+    no MCP server running (after `shutdown`, there is nothing left to do).
 
-    Synchronous on purpose: pygls ends the process right after this returns, and an
-    async handler would change how its loop unwinds.
+    Synchronous on purpose: pygls ends the process right after this returns (with
+    ``sys.exit``, which over TCP skips ``ZiLanguageServer.shutdown``), and an async
+    handler would change how its loop unwinds.
     """
-    if ls.services is not None and ls.services.history is not None:
-        ls.services.history.flush(timeout=5)
+    if ls.services is not None:
+        ls.services.close_at_exit()
 
 
 async def _pull_configuration(ls: ZiLanguageServer) -> None:
@@ -104,17 +107,22 @@ def _apply(ls: ZiLanguageServer, overrides: dict[str, Any]) -> None:
         settings.history.enabled
         and settings.resolved_database_url() == services.settings.resolved_database_url()
     )
+    # The MCP servers' connections (and their processes) outlive a change elsewhere.
+    keep_context = settings.mcp == services.settings.mcp
     old = services
     ls.services = build_services(
         settings,
         notifier=old.notifier,
         history=old.history if keep_history and old.history else True,
         syntax=old.completions.syntax,
+        context=old.context if keep_context else None,
         **_views(ls),
     )
     if keep_history:  # acceptances recorded in another database stay there
         ls.services.completions.outcomes.adopt(old.completions.outcomes)
     old.history = old.history if not keep_history else None
+    if keep_context:
+        old.context = NoContext()  # the new services own it now
     _background(old.aclose(drain_s=30))
     _background(ls.services.diagnostics.adopt(old.diagnostics))
     old.notifier.info("settings updated from the client")

@@ -1,0 +1,1 @@
+"""Small MCP servers run as subprocesses by the MCP client manager's tests."""
