@@ -44,7 +44,8 @@ def _assert_empty_stats(result: CallToolResult) -> None:
     figures = result.structured_content
     assert figures is not None
     assert (figures["shown"], figures["accepted"]) == (0, 0)
-    assert figures["note"].startswith("no history yet")
+    # The server's own history writer may have created the (empty) database by now.
+    assert figures["note"] is None or figures["note"].startswith("no history yet")
 
 
 @pytest.mark.parametrize("era", ["legacy", "2026-07-28"])
