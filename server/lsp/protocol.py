@@ -1,0 +1,126 @@
+"""pygls' LSP protocol with the lifecycle rules and error replies the spec asks for.
+
+- `Lifecycle` answers requests that come at the wrong time: -32002 before
+  ``initialize``, InvalidRequest for a second ``initialize`` and for anything after
+  ``shutdown`` (pygls drops those silently, so the client waits forever).
+- Params that do not fit the method's type are answered with -32602, without a
+  traceback in the log for each one.
+- An internal error reaches the client as one line that points to the log; the
+  traceback pygls would put in the reply's ``data`` goes to the log only.
+- ``exit`` records the exit code (0 after ``shutdown``, 1 without) and lets the read
+  loop end normally, instead of pygls' ``sys.exit`` from inside a handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cattrs.errors import ClassValidationError
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol.json_rpc import (
+    JsonRPCNotification,
+    JsonRPCRequestMessage,
+    JsonRPCResponseMessage,
+)
+
+from server.lsp.wire import INVALID_REQUEST, SERVER_NOT_INITIALIZED, Problem
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = -32603
+
+
+class Lifecycle:
+    """Where the session is: before ``initialize``, running, or after ``shutdown``."""
+
+    def __init__(self) -> None:
+        self.initialized = False
+        self.shut_down = False
+
+    def refuse(self, method: str, msg_id: Any) -> Problem | None:
+        """Why `method` may not run now (a `Problem` to answer or log), or None."""
+        is_request = msg_id is not None
+        if method == types.EXIT:
+            return None
+        if self.shut_down:
+            return Problem(INVALID_REQUEST, f"{method}: the server is shutting down", msg_id)
+        if not self.initialized:
+            if method == types.INITIALIZE and is_request:
+                return None
+            return Problem(SERVER_NOT_INITIALIZED, f"{method}: not initialized yet", msg_id)
+        if method == types.INITIALIZE:
+            return Problem(INVALID_REQUEST, "initialize: already initialized", msg_id)
+        return None
+
+    def admitted(self, method: str) -> None:
+        if method == types.INITIALIZE:
+            self.initialized = True
+        elif method == types.SHUTDOWN:
+            self.shut_down = True
+
+
+class ZiProtocol(LanguageServerProtocol):
+    def __init__(self, server: Any, converter: Any) -> None:
+        super().__init__(server, converter)
+        self.lifecycle = Lifecycle()
+        self.exit_code: int | None = None  # set by `exit`
+        self.initialize_answered = False  # fast start answered it before pygls existed
+
+    def reply_error(self, msg_id: Any, code: int, message: str) -> None:
+        self._send_response(msg_id, error=types.ResponseError(code=code, message=message))
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """pygls' typed message for `data` (a checked envelope: see ``server.lsp.wire``).
+
+        pygls' own version logs a traceback per bad message and wants ``params`` even
+        where JSON-RPC lets it be left out; this one raises `JsonRpcInvalidParams`
+        with one readable line.
+        """
+        method = data.get("method")
+        try:
+            if method is None:
+                if "error" in data:
+                    return self._converter.structure(data, types.ResponseErrorMessage)
+                result_type = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
+                return self._converter.structure(data, result_type)
+            message_type = self.get_message_type(method)
+            if message_type is None:  # a method we do not know: -32601 comes later
+                generic = JsonRPCRequestMessage if "id" in data else JsonRPCNotification
+                return generic(**{"params": None, **data})
+            return self._converter.structure(data, message_type)
+        except ClassValidationError as exc:
+            detail = _first_error(exc)
+        except Exception as exc:  # cattrs raises plain TypeErrors, KeyErrors…
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+        raise JsonRpcInvalidParams(f"invalid params for {method}: {detail}")
+
+    def _send_response(
+        self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None
+    ) -> None:
+        if error is not None and error.code == INTERNAL_ERROR:
+            # pygls puts the exception's text and traceback here; they are in the log.
+            log.error("request %s failed: %s", msg_id, error.message)
+            error = types.ResponseError(
+                code=INTERNAL_ERROR, message="Zi Coder internal error: details are in its log"
+            )
+        super()._send_response(msg_id, result, error)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Any:
+        """Run the server's `exit` handler, then let the read loop end with the code."""
+        if (user_handler := self.fm.features.get(types.EXIT)) is not None:
+            yield user_handler, args, None
+        self.exit_code = 0 if self.lifecycle.shut_down else 1
+
+
+def _first_error(error: ClassValidationError) -> str:
+    """The innermost validation error, as one line: `expected int, got 'x'`."""
+    current: BaseException = error
+    while isinstance(current, ClassValidationError) and current.exceptions:
+        current = current.exceptions[0]
+    notes = getattr(current, "__notes__", None) or []
+    where = f" ({notes[-1]})" if notes else ""
+    return f"{type(current).__name__}: {current}{where}"[:300]
