@@ -4,7 +4,8 @@
   ``initialize``, InvalidRequest for a second ``initialize`` and for anything after
   ``shutdown`` (pygls drops those silently, so the client waits forever).
 - Params that do not fit the method's type are answered with -32602, without a
-  traceback in the log for each one.
+  traceback in the log for each one; `strict_converter` makes "fit" mean the JSON
+  types match, not that cattrs could coerce them.
 - An internal error reaches the client as one line that points to the log; the
   traceback pygls would put in the reply's ``data`` goes to the log only.
 - ``exit`` records the exit code (0 after ``shutdown``, 1 without) and lets the read
@@ -14,12 +15,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Union
 
 from cattrs.errors import ClassValidationError
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import LanguageServerProtocol, default_converter, lsp_method
 from pygls.protocol.json_rpc import (
     JsonRPCNotification,
     JsonRPCRequestMessage,
@@ -31,6 +32,30 @@ from server.lsp.wire import INVALID_REQUEST, SERVER_NOT_INITIALIZED, Problem
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = -32603
+
+
+def strict_converter() -> Any:
+    """pygls' converter, minus the coercions that hide a client's bugs: cattrs would
+    read ``"line": "1"`` as 1, ``1.7`` as 1, ``true`` as 1 and ``"uri": 7`` as "7"."""
+    converter = default_converter()  # type: ignore[no-untyped-call]
+
+    def exactly(*kinds: type, name: str) -> Any:
+        def hook(value: Any, _: Any) -> Any:
+            if type(value) not in kinds:
+                raise TypeError(f"expected {name}, got {type(value).__name__}")
+            return value
+
+        return hook
+
+    converter.register_structure_hook(int, exactly(int, name="an integer"))
+    converter.register_structure_hook(str, exactly(str, name="a string"))
+    converter.register_structure_hook(bool, exactly(bool, name="a boolean"))
+    converter.register_structure_hook(float, exactly(int, float, name="a number"))
+    converter.register_structure_hook(
+        Union[int, str],  # noqa: UP007 (lsprotocol's request ids are typing.Union)
+        exactly(int, str, name="an integer or a string"),
+    )
+    return converter
 
 
 class Lifecycle:

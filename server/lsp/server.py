@@ -14,7 +14,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from server import __version__
-from server.lsp.protocol import ZiProtocol
+from server.lsp.protocol import ZiProtocol, strict_converter
 from server.notify import Level
 
 if TYPE_CHECKING:
@@ -28,7 +28,12 @@ REQUEST_FAILED = -32803  # LSP RequestFailed: a refusal with a reason for the us
 
 class ZiLanguageServer(LanguageServer):
     def __init__(self, settings: Settings) -> None:
-        super().__init__("zi-coder", __version__, protocol_cls=ZiProtocol)
+        super().__init__(
+            "zi-coder",
+            __version__,
+            protocol_cls=ZiProtocol,
+            converter_factory=strict_converter,
+        )
         self.base_settings = settings
         self.services: Services | None = None
         self.closing: asyncio.Future[None] | None = None  # set by shutdown or exit

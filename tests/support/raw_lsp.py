@@ -34,7 +34,7 @@ class RawServer:
         self.log = log
         self._stderr = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", *args],
+            self.command(*args),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -45,6 +45,9 @@ class RawServer:
         self._arrived = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "server", "serve", *args]
 
     def send(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -99,7 +102,8 @@ class RawServer:
         self._stderr.close()
 
     def log_text(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def _read(self) -> None:
