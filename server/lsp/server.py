@@ -75,7 +75,10 @@ class ZiLanguageServer(LanguageServer):
             log.info("request refused: %s", error)  # user-facing, already shown
             return
         log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
-        self.log_to_client(Level.ERROR, f"Zi: internal error: {error}")
+        # The exception's text may hold code or paths: it stays in the log.
+        self.log_to_client(
+            Level.ERROR, f"Zi: internal error ({type(error).__name__}); details are in its log"
+        )
 
 
 def create_server(settings: Settings) -> ZiLanguageServer:
