@@ -15,6 +15,7 @@ from server.diagnostics.service import ReviewUnavailable
 from server.languages import language_of
 from server.mcp.documents import MAX_FILE_CHARS, name_of, read_under, uri_of
 from server.mcp.live import Live, problems_reported
+from server.mcp.tool_params import FileContent, FilePath, LanguageId
 
 
 def add_code_tools(server: MCPServer, live: Live) -> None:
@@ -28,7 +29,7 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
         path: Annotated[
             str | None, Field(description="The file's path: its language and the history's")
         ] = None,
-        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+        language: LanguageId = None,
     ) -> dict[str, Any]:
         """Complete code at the cursor with Zi's fill-in-the-middle model: the same
         pipeline, cache and history as the editor. Returns the text to insert."""
@@ -58,17 +59,9 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
 
     @server.tool()
     async def review_file(
-        content: Annotated[
-            str | None, Field(max_length=MAX_FILE_CHARS, description="The file's text (or: path)")
-        ] = None,
-        path: Annotated[
-            str | None,
-            Field(
-                description="The file, under the directory the server runs in; read if "
-                "content is not given, and its name tells the language"
-            ),
-        ] = None,
-        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+        content: FileContent = None,
+        path: FilePath = None,
+        language: LanguageId = None,
     ) -> dict[str, Any]:
         """Review a file with Zi's AI review, as on save in the editor: findings with
         1-based line ranges, severity, message, and a fix (the new text of exactly those

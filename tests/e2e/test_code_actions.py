@@ -25,6 +25,7 @@ from tests.support.code_actions import MODULE, RETURN_LINE
 from tests.support.code_actions import code_actions as _actions
 from tests.support.code_actions import diagnostic as _diagnostic
 from tests.support.code_actions import one_of_kind as _one
+from tests.support.generated_tests import FAILING_AND_PASSING, REPAIRED, REPAIRED_FILE
 from tests.support.redis_server import RedisServer
 from tests.support.scripted_model import Reply, ScriptedModel
 from tests.support.workers import WorkerProcess
@@ -241,33 +242,6 @@ async def test_explain_returns_markdown(
 
 # ------------------------------------------------------------------ generated tests
 
-FAILING_AND_PASSING = """```python
-from stats import mean
-
-
-def test_mean_of_two():
-    assert mean([1, 3]) == 2
-
-
-def test_mean_of_empty_is_zero():
-    assert mean([]) == 0
-```"""
-
-REPAIRED = """```python
-import pytest
-
-from stats import mean
-
-
-def test_mean_of_two():
-    assert mean([1, 3]) == 2
-
-
-def test_mean_of_empty_raises():
-    with pytest.raises(ZeroDivisionError):
-        mean([])
-```"""
-
 
 async def test_generated_tests_are_repaired_until_they_pass_and_written_in_the_workspace(
     client: LanguageClient, workspace: Path, scripted_model: ScriptedModel
@@ -283,7 +257,7 @@ async def test_generated_tests_are_repaired_until_they_pass_and_written_in_the_w
     created = [c for c in resolved.edit.document_changes if isinstance(c, types.CreateFile)]
     assert [c.uri for c in created] == [test_uri]
     _, text = _applied("", resolved, test_uri)
-    assert text == REPAIRED.removeprefix("```python\n").removesuffix("```")
+    assert text == REPAIRED_FILE
     _generate, repair = scripted_model.chat_requests
     assert "ZeroDivisionError" in _chat_text(repair)  # the failure went back to the model
 
