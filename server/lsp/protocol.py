@@ -40,10 +40,12 @@ def strict_converter() -> Any:
     converter = default_converter()  # type: ignore[no-untyped-call]
 
     def exactly(*kinds: type, name: str) -> Any:
-        def hook(value: Any, _: Any) -> Any:
+        def hook(value: Any, target: Any) -> Any:
             if type(value) not in kinds:
                 raise TypeError(f"expected {name}, got {type(value).__name__}")
-            return value
+            # A class hook also serves int and str enums (DiagnosticSeverity,
+            # CodeActionKind): those still become members (or fail as unknown).
+            return value if target in kinds or not isinstance(target, type) else target(value)
 
         return hook
 
