@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from server.redact import Finding, find_secrets, redact
+from server.redact.reversible import redact_all, redact_messages
 from tests.unit.data.secrets_corpus import NOT_SECRETS, SECRETS, SecretCase
 
 
@@ -196,3 +197,29 @@ ADVERSARIAL = [
 def test_adversarial_input_stays_linear(text: str) -> None:
     """A guard against catastrophic backtracking: 200 KB of pathological text."""
     redact(text)
+
+
+def test_a_chat_answer_gets_the_secrets_its_prompt_had() -> None:
+    key, other = "AKIA" + "IOSFODNN7EXAMPLE", "AKIA" + "I44QH8DHBEXAMPLE"
+    document = f'A = "{key}"\nB = "{other}"\npassword = "S3cret99"\n'
+    messages, redaction = redact_messages(
+        [{"role": "system", "content": "fix it"}, {"role": "user", "content": document}]
+    )
+    assert messages[0] == {"role": "system", "content": "fix it"}
+    assert key not in messages[1]["content"] and other not in messages[1]["content"]
+    answer = (
+        'A: str = "<redacted:aws-access-key>"\nB: str = "<redacted:aws-access-key>"\n'
+        'password = "<redacted:password>"  # <redacted:github-token>\n'
+    )
+    assert redaction.restore(answer) == (
+        f'A: str = "{key}"\nB: str = "{other}"\n'
+        'password = "S3cret99"  # <redacted:github-token>\n'  # not in the prompt: kept
+    )
+    assert redaction.restore("no placeholders") == "no placeholders"
+
+
+@pytest.mark.parametrize("case", SECRETS, ids=lambda case: case.id)
+def test_restored_answer_is_the_original(case: SecretCase) -> None:
+    redaction = redact_all([case.text])
+    assert redaction.texts == (case.expected,)
+    assert redaction.restore(case.expected) == case.text
