@@ -27,6 +27,7 @@ from pygls.protocol.json_rpc import (
     JsonRPCResponseMessage,
 )
 
+from server.lsp import text_sync
 from server.lsp.wire import INVALID_REQUEST, SERVER_NOT_INITIALIZED, Problem
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,15 @@ class ZiProtocol(LanguageServerProtocol):
                 code=INTERNAL_ERROR, message="Zi Coder internal error: details are in its log"
             )
         super()._send_response(msg_id, result, error)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        """A change to a document that is not open has nothing to apply to (pygls
+        raises KeyError): logged and ignored, as the editor will reopen it."""
+        if not text_sync.is_open(self.workspace, params.text_document.uri):
+            log.warning("didChange for %s, which is not open: ignored", params.text_document.uri)
+            return None
+        return (yield from super().lsp_text_document__did_change(params))
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> Any:
