@@ -24,19 +24,24 @@ from server.context.types import ContextItem
 from server.jobs.chat import chat
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
+from server.redact.reversible import redact_messages
 
 log = logging.getLogger(__name__)
 
 
 def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Messages) -> str:
-    """The chat model's answer text; raises JobCancelled once the job is cancelled."""
-    reply = chat(endpoint, options, messages)
+    """The chat model's answer text; raises JobCancelled once the job is cancelled.
+
+    The model never sees the document's secrets; where its answer keeps their
+    placeholders, the originals go back in, so an edit never destroys a secret."""
+    sent, redaction = redact_messages(messages)
+    reply = chat(endpoint, options, sent)
     if reply.finish_reason == "length":
         raise answer.AnswerRejected(
             f"the model's answer was cut at {int(options.get('max_tokens', 1024))} tokens "
             "(raise zi.actions.max_tokens, or select less)"
         )
-    return reply.text
+    return redaction.restore(reply.text)
 
 
 def _cap(document: str, options: dict[str, Any]) -> str:

@@ -61,7 +61,9 @@ class ActionService:
     # -- textDocument/codeAction --------------------------------------------------
 
     def offers(self, request: ActionRequest) -> list[Offer]:
-        return offers_for(request) if self.settings.actions.enabled else []
+        if not self.settings.actions.enabled or self._excluded(request.document.uri):
+            return []
+        return offers_for(request)
 
     # -- codeAction/resolve ---------------------------------------------------------
 
@@ -162,7 +164,13 @@ class ActionService:
             raise ActionError("the document is no longer open")
         if snapshot.version != data.get("version"):
             raise ActionError("the document changed since the action was offered; ask again")
+        if self._excluded(snapshot.uri):
+            raise ActionError("this file is excluded from AI context (zi.context.ignore)")
         return snapshot
+
+    def _excluded(self, uri: str) -> bool:
+        """.env, keys, .gitignored files: never sent to a model (server.context.ignore)."""
+        return self.settings.context.rules().excludes_uri(uri)
 
     def _common(self, snapshot: Snapshot, start: int, end: int) -> dict[str, Any]:
         endpoint = self.models.chat(snapshot.language_id)

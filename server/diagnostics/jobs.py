@@ -26,6 +26,7 @@ from server.diagnostics.review import AnswerInvalid, Finding
 from server.jobs.chat import chat, model_for
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
+from server.redact.reversible import redact_messages
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ def review_document(
             int(options.get("max_context_chars", DEFAULT_MAX_CHARS)),
         ),
     )
+    # The model never sees the document's secrets; fixes that keep their
+    # placeholders get the originals back (see server.redact.reversible).
+    messages, redaction = redact_messages(messages)
     extra = {"response_format": review.response_format()}
     max_tokens = int(options.get("max_tokens", 1024))
     reason = ""
@@ -83,7 +87,13 @@ def review_document(
     else:
         raise AnswerInvalid(f"the model's review was not valid JSON twice: {reason}")
     report_progress(message="checking the findings", percentage=90)
-    findings = _checked(parsed.findings, document, spans, language_id)
+    restored = [
+        finding.model_copy(update={"fix": redaction.restore(finding.fix)})
+        if finding.fix is not None
+        else finding
+        for finding in parsed.findings
+    ]
+    findings = _checked(restored, document, spans, language_id)
     return {
         "findings": [finding.model_dump() for finding in findings],
         "attempts": attempt,

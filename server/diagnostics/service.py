@@ -204,7 +204,12 @@ class DiagnosticsService:
 
     def _wants_review(self, snapshot: Snapshot) -> bool:
         d = self.settings.diagnostics
-        return d.review and (not d.languages or snapshot.language_id in d.languages)
+        return (
+            d.review
+            and (not d.languages or snapshot.language_id in d.languages)
+            # .env, keys, .gitignored files: never sent to a model (server.context.ignore)
+            and not self.settings.context.rules().excludes_uri(snapshot.uri)
+        )
 
     def _schedule_review(self, snapshot: Snapshot) -> None:
         d = self.settings.diagnostics

@@ -76,7 +76,12 @@ def add_action_tools(server: MCPServer, live: Live) -> None:
         the whole fixed file and a diff. Nothing is written."""
         services = live.running()
         snapshot = await asyncio.to_thread(
-            snapshot_of, live.root, content=content, path=path, language=language
+            snapshot_of,
+            live.root,
+            content=content,
+            path=path,
+            language=language,
+            rules=live.settings.context.rules(),
         )
         last = line_start if line_end is None else line_end
         count = len(split_lines(snapshot.text))
@@ -142,7 +147,12 @@ def add_action_tools(server: MCPServer, live: Live) -> None:
             raise ToolError(f"{path} is not a Python file: tests are written for Python")
         file_under(live.root, name_of(path))  # ToolError outside: the sandbox reads beside it
         snapshot = await asyncio.to_thread(
-            snapshot_of, live.root, content=content, path=path, language="python"
+            snapshot_of,
+            live.root,
+            content=content,
+            path=path,
+            language="python",
+            rules=live.settings.context.rules(),
         )
         try:
             async with progress_to(ctx) as progress:

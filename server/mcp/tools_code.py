@@ -13,7 +13,7 @@ from pydantic import Field
 from server.completion.types import CompletionRequest, Document
 from server.diagnostics.service import ReviewUnavailable
 from server.languages import language_of
-from server.mcp.documents import MAX_FILE_CHARS, name_of, read_under, uri_of
+from server.mcp.documents import MAX_FILE_CHARS, name_of, read_under, refuse_excluded, uri_of
 from server.mcp.live import Live, problems_reported
 from server.mcp.tool_params import FileContent, FilePath, LanguageId
 
@@ -70,10 +70,15 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
         if content is None and path is None:
             raise ToolError("give the file's content, or its path")
         name = name_of(path)
+        rules = live.settings.context.rules()
         if content is None:
             # Larger files are not reviewed: refused before they are read.
             limit = min(live.settings.diagnostics.max_file_chars, MAX_FILE_CHARS)
-            content = await asyncio.to_thread(read_under, live.root, name, max_chars=limit)
+            content = await asyncio.to_thread(
+                read_under, live.root, name, max_chars=limit, rules=rules
+            )
+        elif path is not None:  # no AI on a .env even when the agent sends its text
+            refuse_excluded(live.root, name, live.root.resolve() / name, rules)
         try:
             findings = await services.diagnostics.review_file(
                 text=content,

@@ -9,6 +9,7 @@ fenced block, sometimes code that does not parse, sometimes slowly.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -468,3 +469,46 @@ async def test_a_job_lost_in_a_redis_restart_is_run_once_a_worker_comes(
     finally:
         worker.stop()
     assert "return sum(values) / len(values)" in text
+
+
+# ------------------------------------------------------------------ secrets and excluded files
+
+
+async def test_the_model_never_sees_a_secret_and_the_fix_keeps_it(
+    client: LanguageClient, workspace: Path, scripted_model: ScriptedModel
+) -> None:
+    token = "gh" + "p_" + "Zq4T7kLm2Xv9Rb8Nc3Wd6Yf1Hj5Gs0Ka7PeU"
+    source = f'def connect():\n    token = "{token}"\n    return client(token, retries=tries)\n'
+    uri = _uri(workspace, "net.py")
+    open_document(client, uri, source)
+    # The model rewrites both lines, keeping the placeholder it was shown.
+    scripted_model.queue_chat(
+        '```python\n    token = "<redacted:github-token>"\n    return client(token, retries=3)\n```'
+    )
+    problem = types.Diagnostic(
+        range=types.Range(
+            start=types.Position(line=1, character=4), end=types.Position(line=2, character=40)
+        ),
+        message="Undefined name `tries`",
+        source="ruff",
+    )
+    action = _one(await _actions(client, uri, (2, 8), diagnostics=[problem]), "quickfix")
+
+    resolved = await _resolve(client, action)
+
+    _, text = _applied(source, resolved, uri)
+    assert text == source.replace("retries=tries", "retries=3")  # the token is still there
+    (body,) = scripted_model.chat_requests
+    assert token not in json.dumps(body)
+    assert "<redacted:github-token>" in _chat_text(body)
+
+
+async def test_an_excluded_file_gets_no_actions(
+    client: LanguageClient, workspace: Path, scripted_model: ScriptedModel
+) -> None:
+    uri = _uri(workspace, ".env")
+    open_document(client, uri, "API_URL=http://localhost\nDEBUG=1\n")
+    problem = _diagnostic(0, "Possible division by zero", "mypy")
+    assert await _actions(client, uri, (0, 2), diagnostics=[problem]) == []
+    assert await _actions(client, uri, (0, 2), only=["refactor"]) == []
+    assert scripted_model.chat_requests == []
