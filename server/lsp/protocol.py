@@ -17,9 +17,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Union
 
+import attrs
 from cattrs.errors import ClassValidationError
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+)
 from pygls.protocol import LanguageServerProtocol, default_converter, lsp_method
 from pygls.protocol.json_rpc import (
     JsonRPCNotification,
@@ -33,6 +39,22 @@ from server.lsp.wire import INVALID_REQUEST, SERVER_NOT_INITIALIZED, Problem
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = -32603
+
+
+class _RefusalsAreNotErrors(logging.Filter):
+    """pygls logs every JsonRpcException a handler raises with its traceback at ERROR;
+    a refusal (bad params, an action that cannot run) is an answer, worth a line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
+            record.exc_info, record.exc_text = None, None
+            record.msg = f"{record.msg}: {error}"
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+logging.getLogger("pygls.protocol.json_rpc").addFilter(_RefusalsAreNotErrors())
 
 
 def strict_converter() -> Any:
@@ -57,6 +79,11 @@ def strict_converter() -> Any:
     converter.register_structure_hook(
         Union[int, str],  # noqa: UP007 (lsprotocol's request ids are typing.Union)
         exactly(int, str, name="an integer or a string"),
+    )
+    # lsprotocol lets any JSON value through where a known kind or any string will do.
+    converter.register_structure_hook(
+        Union[types.LanguageKind, str],  # noqa: UP007
+        exactly(str, name="a string"),
     )
     return converter
 
@@ -118,7 +145,12 @@ class ZiProtocol(LanguageServerProtocol):
             if message_type is None:  # a method we do not know: -32601 comes later
                 generic = JsonRPCRequestMessage if "id" in data else JsonRPCNotification
                 return generic(**{"params": None, **data})
+            if "id" in data and "id" not in attrs.fields_dict(message_type):
+                # pygls would drop the id and run it as a notification: no answer ever.
+                raise JsonRpcInvalidRequest(f"{method} is a notification: it takes no id")
             return self._converter.structure(data, message_type)
+        except JsonRpcException:
+            raise
         except ClassValidationError as exc:
             detail = _first_error(exc)
         except Exception as exc:  # cattrs raises plain TypeErrors, KeyErrors…
@@ -135,6 +167,15 @@ class ZiProtocol(LanguageServerProtocol):
                 code=INTERNAL_ERROR, message="Zi Coder internal error: details are in its log"
             )
         super()._send_response(msg_id, result, error)
+
+    def _handle_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.done():
+            # We stopped waiting (a timeout, a cancel): a late answer has no one to go to.
+            self._request_futures.pop(msg_id, None)
+            log.debug("late answer to our request %s ignored", msg_id)
+            return
+        super()._handle_response(msg_id, result, error)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+INTERNAL_ERROR = -32603
 REQUEST_FAILED = -32803  # LSP RequestFailed: a refusal with a reason for the user
 
 
@@ -71,8 +72,10 @@ class ZiLanguageServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: object) -> None:
         # pygls would pop up every internal error; log it instead and keep serving.
-        if getattr(error, "CODE", None) == REQUEST_FAILED:
-            log.info("request refused: %s", error)  # user-facing, already shown
+        if getattr(error, "CODE", INTERNAL_ERROR) != INTERNAL_ERROR:
+            # A refusal (bad params, unknown method, an action that cannot run) is an
+            # answer the client already has, not a fault of ours.
+            log.info("request refused: %s", error)
             return
         log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
         # The exception's text may hold code or paths: it stays in the log.

@@ -16,7 +16,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from server.lsp.wire import (
-    INVALID_PARAMS,
     INVALID_REQUEST,
     MAX_MESSAGE_BYTES,
     PARSE_ERROR,
@@ -132,12 +131,12 @@ def _checked(protocol: ZiProtocol, frame: bytes | Problem) -> dict[str, Any] | P
 
 def _structured(protocol: ZiProtocol, message: dict[str, Any]) -> Any:
     """pygls' typed message; a refusal (with -32602) raises `_Refused` first."""
-    from pygls.exceptions import JsonRpcInvalidParams
+    from pygls.exceptions import JsonRpcException
 
     method = message.get("method")
     try:
         structured = protocol.structure_message(message)
-    except JsonRpcInvalidParams as exc:
+    except JsonRpcException as exc:
         if method == "initialize" and protocol.initialize_answered:
             # Fast start has already said yes; a session with default capabilities
             # is better than a client that believes it is initialized and is not.
@@ -145,7 +144,7 @@ def _structured(protocol: ZiProtocol, message: dict[str, Any]) -> Any:
             message = {**message, "params": {"processId": None, "capabilities": {}}}
             structured = protocol.structure_message(message)
         else:
-            raise _Refused(Problem(INVALID_PARAMS, exc.message, message.get("id"))) from None
+            raise _Refused(Problem(exc.code, exc.message, message.get("id"))) from None
     if isinstance(method, str):
         protocol.lifecycle.admitted(method)
     return structured

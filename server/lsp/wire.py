@@ -73,13 +73,52 @@ def content_length(block: bytes) -> int | Problem:
 
 
 def parse(body: bytes) -> Any | Problem:
-    """The JSON value in `body`, or a `Problem` (with the id, when it can be read)."""
+    """The JSON value in `body`, or a `Problem` (with the id, when it can be read).
+
+    Half a UTF-16 surrogate pair (``"\\ud800"``: valid JSON, not valid text) becomes
+    U+FFFD: such a string cannot be encoded, so it would fail every later step (a job
+    id, a database row, the model's tokenizer) far from its cause."""
     try:
         value = json.loads(body)
     except RecursionError:
         return Problem(INVALID_REQUEST, "message nested too deeply", sniff_id(body))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         return Problem(PARSE_ERROR, f"malformed JSON: {exc}", sniff_id(body))
+    if _SURROGATE_ESCAPE.search(body):  # rare: only then is the value walked
+        value = _without_lone_surrogates(value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    if not _SURROGATE.search(value):
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    stack = [value]
+    while stack:  # not recursive: the depth is checked later, on the cleaned value
+        item = stack.pop()
+        if isinstance(item, list):
+            for index, element in enumerate(item):
+                if isinstance(element, str):
+                    item[index] = _text(element)
+                elif isinstance(element, dict | list):
+                    stack.append(element)
+        elif isinstance(item, dict):
+            for key in list(item):
+                element = item.pop(key)
+                if isinstance(element, str):
+                    element = _text(element)
+                elif isinstance(element, dict | list):
+                    stack.append(element)
+                item[_text(key)] = element
     return value
 
 

@@ -20,7 +20,7 @@ _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0"}
 
 def _unescaped(sequence: str) -> str:
     code = sequence[1]
-    if code in "ux":
+    if code in "ux" and len(sequence) > 2:  # a bare "\u" is just the letter
         return chr(int(sequence[2:], 16))
     return _SIMPLE.get(code, code)  # \" \' \\ \/ and anything else: the character itself
 

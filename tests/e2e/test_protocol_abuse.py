@@ -84,6 +84,8 @@ CASES = [
     Case("an executeCommand without a command", framed(request(117, "workspace/executeCommand", {"arguments": []})), (117, -32602)),
     Case("a didChange with a bad change", framed({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": URI, "version": 2}, "contentChanges": [{"range": 5, "text": 1}]}}), None, "invalid params"),
     Case("a cancel with an object id", framed({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": {}}}), None, "invalid params"),
+    Case("an id on a notification method", framed(request(126, "textDocument/didSave", {"textDocument": {"uri": URI}})), (126, -32600)),
+    Case("a numeric languageId", framed({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": "file:///c.py", "languageId": 5, "version": 1, "text": ""}}}), None, "invalid params"),
     # Nesting
     Case("params nested 100 deep", framed(request(118, "workspace/executeCommand", {"command": "x", "arguments": [nested(100)]})), (118, -32600)),
     Case("100,000 open brackets", raw(b'{"jsonrpc":"2.0","id":119,"params":' + b"[" * 100_000), (119, -32600)),

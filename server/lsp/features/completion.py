@@ -15,6 +15,7 @@ from server.completion.types import Completion, CompletionRequest, Document
 from server.lsp.convert import BadPosition, offset_at
 from server.lsp.features.lifecycle import MAX_DOCUMENT_CHARS
 from server.lsp.server import ZiLanguageServer
+from server.lsp.unicode import encodable
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,11 @@ def _request(
     except BadPosition as exc:
         services.notifier.problem(f"position:{uri}", f"bad position in {uri}: {exc}")
         return None
+    # lsprotocol's LanguageKind | str lets a number through structuring.
+    language = doc.language_id if isinstance(doc.language_id, str) else ""
+    # The uri goes to the history: half a UTF-16 pair in it would fail the whole batch.
     document = Document(
-        uri=uri, language_id=doc.language_id or "", version=doc.version or 0, text=text
+        uri=encodable(uri), language_id=language, version=doc.version or 0, text=text
     )
     return CompletionRequest(
         document=document,
