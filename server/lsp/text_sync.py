@@ -129,6 +129,13 @@ def adopt(workspace: Workspace, uri: str) -> SyncedDocument | None:
     return document
 
 
+def opened(workspace: Workspace, uri: str) -> TextDocument | None:
+    """The open document at `uri` as the client spells it (pygls keys documents by the
+    unquoted URI: `a%20b.py` is open as `a b.py`), or None; never read from disk."""
+    document: TextDocument | None = workspace.text_documents.get(unquote(uri))
+    return document
+
+
 def is_open(workspace: Workspace, uri: str) -> bool:
     """A didChange for a document that is not open has no text to apply to."""
-    return unquote(uri) in workspace.text_documents
+    return opened(workspace, uri) is not None

@@ -17,7 +17,7 @@ import time
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import StartServer, inline, open_document
+from tests.e2e.conftest import StartServer, inline, open_document, texts
 from tests.support.scripted_model import ScriptedModel
 
 URI = "file:///work/project/big.txt"
@@ -164,3 +164,15 @@ async def test_a_10_mb_document_edited_thousands_of_times_matches_the_client(
     assert any(
         "😀" in line or "\N{MATHEMATICAL DOUBLE-STRUCK CAPITAL A}" in line for line in editor.lines
     )  # astral chars in it
+
+
+async def test_a_uri_with_escaped_characters_is_the_same_open_document(
+    start_server: StartServer, scripted_model: ScriptedModel
+) -> None:
+    # pygls keys open documents by the unquoted URI; the features must find them by
+    # the URI as the client spells it (a space, non-ASCII: VS Code escapes both).
+    scripted_model.reply_with("return a + b")
+    client = await start_server()
+    uri = "file:///work/project/my%20calc%C3%A9.py"
+    open_document(client, uri, "def add(a, b):\n    \n")
+    assert texts(await inline(client, uri, 1, 4, invoked=True)) == ["return a + b"]

@@ -51,6 +51,10 @@ async def test_excluded_files_never_feed_a_prompt(
     assert "# from shapes.py" in prompt  # the ordinary neighbour is a snippet
     for name in (".env", "id_rsa", "local_shapes.py"):
         assert f"# from {name}" not in prompt
+    # Nor is anything completed inside them, even when asked for.
+    for name in (".env", "id_rsa", "local_shapes.py"):
+        assert texts(await inline(client, (root / name).as_uri(), 5, 0, invoked=True)) == []
+    assert len(scripted_model.requests) == 1
 
 
 async def test_the_secret_corpus_reaches_no_prompt_history_or_log(

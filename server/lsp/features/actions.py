@@ -21,6 +21,7 @@ from pygls.uris import to_fs_path
 
 from server.actions.edits import LineEdit, split_lines
 from server.actions.types import KINDS, ActionError, ActionRequest, Problem, Progress, Snapshot
+from server.lsp import text_sync
 from server.lsp.convert import field, position_at
 from server.lsp.server import REQUEST_FAILED, ZiLanguageServer
 from server.lsp.unicode import encodable
@@ -51,7 +52,7 @@ def register(server: ZiLanguageServer) -> None:
 
 def snapshot(ls: ZiLanguageServer, uri: str) -> Snapshot | None:
     """The open document at `uri` as the server holds it now (None if it is not open)."""
-    doc = ls.workspace.text_documents.get(uri)
+    doc = text_sync.opened(ls.workspace, uri)
     if doc is None:
         return None
     path = to_fs_path(uri) if uri.startswith("file:") else None

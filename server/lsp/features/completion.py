@@ -12,6 +12,7 @@ import re
 from lsprotocol import types
 
 from server.completion.types import Completion, CompletionRequest, Document
+from server.lsp import text_sync
 from server.lsp.convert import BadPosition, offset_at
 from server.lsp.features.lifecycle import MAX_DOCUMENT_CHARS
 from server.lsp.server import ZiLanguageServer
@@ -113,7 +114,7 @@ def _request(
 ) -> CompletionRequest | None:
     """The domain request, or None (with a log message) when there is nothing to complete."""
     services = ls.require_services()
-    doc = ls.workspace.text_documents.get(uri)
+    doc = text_sync.opened(ls.workspace, uri)
     if doc is None:
         services.notifier.problem(f"unknown:{uri}", f"completion for unknown document {uri}")
         return None

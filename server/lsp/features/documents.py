@@ -73,7 +73,7 @@ class OpenTexts:
 
 def open_texts(ls: ZiLanguageServer) -> OpenTexts:
     def text_of(uri: str) -> str | None:
-        doc = ls.workspace.text_documents.get(uri)
+        doc = text_sync.opened(ls.workspace, uri)
         return None if doc is None else doc._source  # `doc.source` would read the disk
 
     return OpenTexts(text_of, lambda: str(ls.workspace.position_encoding or "utf-16"))
