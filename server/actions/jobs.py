@@ -24,7 +24,7 @@ from server.context.types import ContextItem
 from server.jobs.chat import chat
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
-from server.redact.reversible import redact_messages
+from server.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,17 @@ log = logging.getLogger(__name__)
 def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Messages) -> str:
     """The chat model's answer text; raises JobCancelled once the job is cancelled.
 
-    The model never sees the document's secrets; where its answer keeps their
-    placeholders, the originals go back in, so an edit never destroys a secret."""
-    sent, redaction = redact_messages(messages)
+    The document arrives redacted (the server restores its secrets in the answer, see
+    ``ActionService._run``); whatever else the prompt quotes (a problem, MCP context)
+    is redacted here, for good."""
+    sent = [{**message, "content": redact(message["content"])} for message in messages]
     reply = chat(endpoint, options, sent)
     if reply.finish_reason == "length":
         raise answer.AnswerRejected(
             f"the model's answer was cut at {int(options.get('max_tokens', 1024))} tokens "
             "(raise zi.actions.max_tokens, or select less)"
         )
-    return redaction.restore(reply.text)
+    return reply.text
 
 
 def _cap(document: str, options: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from server.context.types import ContextRequest, ContextSource, NoContext
 from server.jobs.gateway import JobGateway
 from server.jobs.spec import JobResult, JobSpec
 from server.notify import Notifier
+from server.redact.reversible import redact_all
 from server.routing import ModelRouter
 from server.settings import Settings
 from server.syntax import Syntax
@@ -248,6 +249,13 @@ class ActionService:
     async def _run(
         self, function: str, kwargs: dict[str, Any], progress: Progress, snapshot: Snapshot
     ) -> Any:
+        """The job's value, its texts with the document's secrets put back: the job (its
+        arguments in Redis, its prompt, the model) only ever sees them redacted."""
+        existing = kwargs.get("existing_tests")
+        redaction = redact_all([snapshot.text] + ([existing] if existing is not None else []))
+        kwargs = {**kwargs, "document": redaction.texts[0]}
+        if existing is not None:
+            kwargs["existing_tests"] = redaction.texts[1]
         kwargs = await self._with_context(kwargs, snapshot, progress)
         timeout = self.settings.jobs.timeout_s
         if function == "generate_tests":
@@ -258,7 +266,10 @@ class ActionService:
         )
         if not result.ok:
             raise ActionError(_user_message(result))
-        return result.value
+        value = result.value
+        if isinstance(value, dict):
+            value = {k: redaction.restore(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     # -- generated tests ----------------------------------------------------------------
 

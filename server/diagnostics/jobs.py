@@ -26,7 +26,7 @@ from server.diagnostics.review import AnswerInvalid, Finding
 from server.jobs.chat import chat, model_for
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
-from server.redact.reversible import redact_messages
+from server.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,9 @@ def review_document(
             int(options.get("max_context_chars", DEFAULT_MAX_CHARS)),
         ),
     )
-    # The model never sees the document's secrets; fixes that keep their
-    # placeholders get the originals back (see server.redact.reversible).
-    messages, redaction = redact_messages(messages)
+    # The document arrives redacted (the server restores its secrets in the fixes);
+    # whatever else the prompt quotes (MCP context) is redacted here, for good.
+    messages = [{**message, "content": redact(message["content"])} for message in messages]
     extra = {"response_format": review.response_format()}
     max_tokens = int(options.get("max_tokens", 1024))
     reason = ""
@@ -87,13 +87,7 @@ def review_document(
     else:
         raise AnswerInvalid(f"the model's review was not valid JSON twice: {reason}")
     report_progress(message="checking the findings", percentage=90)
-    restored = [
-        finding.model_copy(update={"fix": redaction.restore(finding.fix)})
-        if finding.fix is not None
-        else finding
-        for finding in parsed.findings
-    ]
-    findings = _checked(restored, document, spans, language_id)
+    findings = _checked(parsed.findings, document, spans, language_id)
     return {
         "findings": [finding.model_dump() for finding in findings],
         "attempts": attempt,

@@ -1,10 +1,18 @@
-"""Redaction for chat prompts whose answer becomes an edit (code actions, review fixes).
+"""Redaction whose answer can be restored: code actions and review fixes.
 
-The model sees ``<redacted:KIND>`` where the document has a secret; an answer that
-rewrites those lines usually keeps the placeholder, and writing it into the file would
-destroy the user's secret. ``Redaction.restore`` puts the originals back into the answer:
-the n-th placeholder of a kind gets the n-th secret of that kind (the last one when the
-answer repeats a placeholder more often), so the secret never left and the edit keeps it.
+The model sees ``<redacted:KIND:N>`` where the document has a secret: one tag per
+distinct secret (the same value everywhere gets the same tag). An answer that rewrites
+those lines usually keeps the tags, and writing them into the file would destroy the
+user's secrets, so ``Redaction.restore`` puts back exactly the secret each tag stood
+for. Numbering by value, not by position, matters: with two passwords in a file, a
+fix of the second must not receive the first.
+
+A secret spanning lines (a PEM key) keeps its line breaks inside its tag
+(``<redacted:private-key:1⏎⏎⏎>``), so line numbers mean the same in the redacted text:
+actions and reviews address lines.
+
+The redaction is computed from the text alone, so the server can make it again from
+the snapshot it kept, and the job (and Redis, and the model) never see a secret.
 """
 
 from __future__ import annotations
@@ -14,46 +22,44 @@ from dataclasses import dataclass
 
 from server.redact import find_secrets
 
-_PLACEHOLDER = re.compile(r"<redacted:([a-z0-9-]{1,40})>")
+_TAG = re.compile(r"<redacted:[a-z0-9-]{1,40}:[0-9]{1,6}\n*>")
 
 
 @dataclass(frozen=True)
 class Redaction:
-    """Texts redacted together (a prompt's messages), and what they held."""
+    """Texts redacted together (a prompt's messages, a document), and what they held."""
 
     texts: tuple[str, ...]
-    secrets: dict[str, tuple[str, ...]]  # kind -> the secrets of that kind, in order
+    secrets: dict[str, str]  # tag -> the secret it stands for
 
     def restore(self, answer: str) -> str:
-        """`answer` with each placeholder of a kind the texts had replaced by its secret."""
+        """`answer` with each of our tags replaced by its secret; other text unchanged
+        (a tag we never made, such as the model's own, stays as it is)."""
         if not self.secrets or "<redacted:" not in answer:
             return answer
-        seen: dict[str, int] = {}
-
-        def original(match: re.Match[str]) -> str:
-            found = self.secrets.get(match.group(1))
-            if not found:
-                return match.group()  # the model's own placeholder: nothing to put back
-            index = seen.get(match.group(1), 0)
-            seen[match.group(1)] = index + 1
-            return found[min(index, len(found) - 1)]
-
-        return _PLACEHOLDER.sub(original, answer)
+        return _TAG.sub(lambda match: self.secrets.get(match.group(), match.group()), answer)
 
 
 def redact_all(texts: list[str]) -> Redaction:
     """`texts` redacted, remembering their secrets for `Redaction.restore`."""
     redacted: list[str] = []
-    secrets: dict[str, list[str]] = {}
+    tags: dict[tuple[str, str], str] = {}  # (kind, secret) -> tag
+    counts: dict[str, int] = {}
     for text in texts:
         parts: list[str] = []
         pos = 0
         for finding in find_secrets(text):
-            secrets.setdefault(finding.kind, []).append(text[finding.start : finding.end])
-            parts += (text[pos : finding.start], f"<redacted:{finding.kind}>")
+            secret = text[finding.start : finding.end]
+            tag = tags.get((finding.kind, secret))
+            if tag is None:
+                counts[finding.kind] = counts.get(finding.kind, 0) + 1
+                breaks = "\n" * secret.count("\n")
+                tag = f"<redacted:{finding.kind}:{counts[finding.kind]}{breaks}>"
+                tags[finding.kind, secret] = tag
+            parts += (text[pos : finding.start], tag)
             pos = finding.end
         redacted.append("".join(parts) + text[pos:] if parts else text)
-    return Redaction(tuple(redacted), {kind: tuple(found) for kind, found in secrets.items()})
+    return Redaction(tuple(redacted), {tag: secret for (_, secret), tag in tags.items()})
 
 
 def redact_messages(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], Redaction]:

@@ -483,7 +483,7 @@ async def test_the_model_never_sees_a_secret_and_the_fix_keeps_it(
     open_document(client, uri, source)
     # The model rewrites both lines, keeping the placeholder it was shown.
     scripted_model.queue_chat(
-        '```python\n    token = "<redacted:github-token>"\n    return client(token, retries=3)\n```'
+        '```python\n    token = "<redacted:github-token:1>"\n    return client(token, retries=3)\n```'
     )
     problem = types.Diagnostic(
         range=types.Range(
@@ -500,7 +500,7 @@ async def test_the_model_never_sees_a_secret_and_the_fix_keeps_it(
     assert text == source.replace("retries=tries", "retries=3")  # the token is still there
     (body,) = scripted_model.chat_requests
     assert token not in json.dumps(body)
-    assert "<redacted:github-token>" in _chat_text(body)
+    assert "<redacted:github-token:1>" in _chat_text(body)
 
 
 async def test_an_excluded_file_gets_no_actions(
