@@ -170,8 +170,8 @@ class ActionService:
         return snapshot
 
     def _excluded(self, uri: str) -> bool:
-        """.env, keys, .gitignored files: never sent to a model (server.context.ignore)."""
-        return self.settings.context.rules().excludes_uri(uri)
+        """.env, keys, the user's patterns: never sent to a model (server.context.ignore)."""
+        return self.settings.context.rules().denies_uri(uri)
 
     def _common(self, snapshot: Snapshot, start: int, end: int) -> dict[str, Any]:
         endpoint = self.models.chat(snapshot.language_id)

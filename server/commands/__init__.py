@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,17 @@ def configure_logging(level: str, log_file: Path | None) -> None:
         # pygls logs every message body at INFO: documents would flood the log.
         logging.getLogger("pygls").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Uncaught exceptions too go through the redacting formatter, not straight to stderr
+    # (a settings error may quote a URL with its password).
+    crashes = logging.getLogger("zi-coder.uncaught")
+    sys.excepthook = lambda kind, value, tb: crashes.critical(
+        "uncaught exception", exc_info=(kind, value, tb)
+    )
+    threading.excepthook = lambda hook: crashes.error(
+        "uncaught exception in thread %s",
+        getattr(hook.thread, "name", "?"),
+        exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback),  # type: ignore[arg-type]
+    )
 
 
 def configure_cli_logging() -> None:

@@ -50,6 +50,7 @@ def _run_tcp(address: str) -> int:
 
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
+    host = "127.0.0.1" if host == "localhost" else host
     try:
         # Loopback only: the token would cross the network in clear text (use an SSH
         # tunnel to reach a remote server).

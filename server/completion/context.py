@@ -254,7 +254,7 @@ class ContextBuilder:
 
     def excluded(self, document: Document) -> bool:
         """Whether `document` is kept out of AI features: no completion in it at all."""
-        return self.rules.excludes_uri(document.uri)
+        return self.rules.denies_uri(document.uri)
 
     def build(
         self,

@@ -79,6 +79,19 @@ class ContextRules:
         name = PurePosixPath(unquote(parts.path or parts.netloc or uri).lstrip("/"))
         return bool(name.parts) and self._denied(name)
 
+    def denies_uri(self, uri: str) -> bool:
+        """Whether the built-in list or the user's patterns name this document: it gets
+        no completion, review or action. `.gitignore` alone does not deny: it keeps a
+        file out of *other* files' context, but a scratch file git ignores is still the
+        user's to write, with help."""
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            return self.excludes_uri(uri)  # by its path alone: no .gitignore applies
+        path = Path(unquote(parts.path))
+        root = self._root_of(path.parent)
+        where = path.relative_to(root) if root is not None else path
+        return self._denied(PurePosixPath(where.as_posix().lstrip("/")))
+
     def excludes(self, path: Path) -> bool:
         """Whether `path` (absolute: a file in the editor or on disk) is excluded."""
         key = str(path)

@@ -208,8 +208,8 @@ class DiagnosticsService:
         return (
             d.review
             and (not d.languages or snapshot.language_id in d.languages)
-            # .env, keys, .gitignored files: never sent to a model (server.context.ignore)
-            and not self.settings.context.rules().excludes_uri(snapshot.uri)
+            # .env, keys, the user's patterns: never sent to a model (server.context.ignore)
+            and not self.settings.context.rules().denies_uri(snapshot.uri)
         )
 
     def _schedule_review(self, snapshot: Snapshot) -> None:

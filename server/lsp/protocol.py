@@ -49,7 +49,7 @@ class _RefusalsAreNotErrors(logging.Filter):
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
             record.exc_info, record.exc_text = None, None
-            record.msg = f"{record.msg}: {error}"
+            record.msg, record.args = "%s: %s", (record.getMessage(), error)
             record.levelno, record.levelname = logging.INFO, "INFO"
         return True
 
@@ -143,8 +143,9 @@ class ZiProtocol(LanguageServerProtocol):
                 return self._converter.structure(data, result_type)
             message_type = self.get_message_type(method)
             if message_type is None:  # a method we do not know: -32601 comes later
+                fields = {k: data[k] for k in ("id", "method", "params", "jsonrpc") if k in data}
                 generic = JsonRPCRequestMessage if "id" in data else JsonRPCNotification
-                return generic(**{"params": None, **data})
+                return generic(**{"params": None, **fields})
             if "id" in data and "id" not in attrs.fields_dict(message_type):
                 # pygls would drop the id and run it as a notification: no answer ever.
                 raise JsonRpcInvalidRequest(f"{method} is a notification: it takes no id")
@@ -161,12 +162,25 @@ class ZiProtocol(LanguageServerProtocol):
         self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None
     ) -> None:
         if error is not None and error.code == INTERNAL_ERROR:
-            # pygls puts the exception's text and traceback here; they are in the log.
-            log.error("request %s failed: %s", msg_id, error.message)
+            # pygls puts the exception's text and traceback here; they are in the log
+            # (pygls logs the traceback, report_server_error the text).
             error = types.ResponseError(
                 code=INTERNAL_ERROR, message="Zi Coder internal error: details are in its log"
             )
         super()._send_response(msg_id, result, error)
+
+    def structure_leniently(self, data: dict[str, Any]) -> Any:
+        """`data` as pygls' own converter reads it (coercing types), for an ``initialize``
+        fast start has already answered: its capabilities must be kept, not refused."""
+        converter = default_converter()  # type: ignore[no-untyped-call]
+        return converter.structure(data, self.get_message_type(data["method"]))
+
+    def fail_request(self, msg_id: Any, error: Exception) -> None:
+        """Our request `msg_id` gets `error` as its answer (the client's was unreadable),
+        so the code awaiting it goes on instead of waiting forever."""
+        future = self._request_futures.pop(msg_id, None) if _is_id(msg_id) else None
+        if future is not None and not future.done():
+            future.set_exception(error)
 
     def _handle_response(self, msg_id: Any, result: Any = None, error: Any = None) -> None:
         future = self._request_futures.get(msg_id)
@@ -202,3 +216,7 @@ def _first_error(error: ClassValidationError) -> str:
     notes = getattr(current, "__notes__", None) or []
     where = f" ({notes[-1]})" if notes else ""
     return f"{type(current).__name__}: {current}{where}"[:300]
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))

@@ -65,16 +65,21 @@ async def serve_tcp(server: ZiLanguageServer, host: str, port: int, token: str) 
             return
         busy = True
         try:
-            session = await _authenticated(reader, writer, token, peer)
+            try:
+                session = await _authenticated(reader, writer, token, peer)
+            except Exception as exc:  # a reset, a bad token's bytes: that connection's end only
+                log.warning("closed a connection from %s: %s", peer, exc)
+                session = None
             if session is None:
                 return
             server.protocol.set_writer(_Socket(writer))
             log.info("session from %s", peer)
-            done.set_result(await serve(server, session))
-        except Exception:
-            log.exception("the session from %s failed", peer)
-            if not done.done():
-                done.set_result(1)
+            try:
+                code = await serve(server, session)
+            except Exception:
+                log.exception("the session from %s failed", peer)
+                code = 1
+            done.set_result(code)
         finally:
             busy = False
             writer.close()
@@ -109,7 +114,9 @@ async def _authenticated(
         return None
     options = first.get("params", {}).get("initializationOptions")
     given = options.pop("token", None) if isinstance(options, dict) else None
-    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), token.encode()):
+    if not isinstance(given, str) or not hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), token.encode()
+    ):
         log.warning("refused a connection from %s: wrong or missing token", peer)
         _answer(
             writer, first["id"], UNAUTHORIZED, "initializationOptions.token is missing or wrong"

@@ -71,7 +71,8 @@ class SyncedDocument(TextDocument):
     def version(self, version: int | None) -> None:
         # The client holds its changes applied in the order it sent them, whatever
         # their numbers say, so they were applied in arrival order; only say so.
-        if version is not None and self._version is not None and version <= self._version:
+        # pygls sets the version after each change of a message: equal is not news.
+        if version is not None and self._version is not None and version < self._version:
             log.warning(
                 "%s: version %s after version %s (applied in arrival order)",
                 self.uri,

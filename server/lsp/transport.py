@@ -36,8 +36,12 @@ log = logging.getLogger(__name__)
 PARENT_POLL_S = 2.0  # how often the editor's process is looked for
 
 
-async def serve(server: ZiLanguageServer, reader: asyncio.StreamReader) -> int:
-    """Read and dispatch messages until the session ends; the process's exit code."""
+async def serve(
+    server: ZiLanguageServer, reader: asyncio.StreamReader, *, watch_parent: bool = True
+) -> int:
+    """Read and dispatch messages until the session ends; the process's exit code.
+    `watch_parent`: end when the ``processId`` of ``initialize`` dies (stdio only: over
+    TCP the client's pid may be in another machine's or container's namespace)."""
     protocol: ZiProtocol = server.protocol  # type: ignore[assignment]
     watchdog: asyncio.Task[None] | None = None
     try:
@@ -54,7 +58,7 @@ async def serve(server: ZiLanguageServer, reader: asyncio.StreamReader) -> int:
             except _Refused as refused:
                 _refuse(protocol, refused.problem)
                 continue
-            if message.get("method") == "initialize" and watchdog is None:
+            if message.get("method") == "initialize" and watch_parent and watchdog is None:
                 watchdog = _watch_parent(message, reader)
             try:
                 protocol.handle_message(structured)
@@ -93,7 +97,7 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | Problem | None:
             return Problem(
                 INVALID_REQUEST,
                 f"message of {length} bytes is over the limit of {MAX_MESSAGE_BYTES}",
-                sniff_id(head),
+                sniff_id(head),  # `head` is at most SNIFF_BYTES
             )
         try:
             return await reader.readexactly(length)
@@ -140,9 +144,11 @@ def _structured(protocol: ZiProtocol, message: dict[str, Any]) -> Any:
         if method == "initialize" and protocol.initialize_answered:
             # Fast start has already said yes; a session with default capabilities
             # is better than a client that believes it is initialized and is not.
-            log.error("%s; going on with default client capabilities", exc.message)
-            message = {**message, "params": {"processId": None, "capabilities": {}}}
-            structured = protocol.structure_message(message)
+            log.error("%s; going on with pygls' lenient reading of it", exc.message)
+            structured = protocol.structure_leniently(message)
+        elif method is None:  # a response of the client's: never answered, but unblocked
+            protocol.fail_request(message.get("id"), exc)
+            raise _Refused(Problem(exc.code, f"a bad response: {exc.message}")) from None
         else:
             raise _Refused(Problem(exc.code, exc.message, message.get("id"))) from None
     if isinstance(method, str):
@@ -169,6 +175,9 @@ def _watch_parent(
     params = initialize.get("params")
     pid = params.get("processId") if isinstance(params, dict) else None
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or sys.platform == "win32":
+        return None
+    if not _alive(pid, None):  # another pid namespace (Flatpak, a container): not ours to watch
+        log.warning("the editor's process %d is not visible here: not watching it", pid)
         return None
     return asyncio.get_running_loop().create_task(_parent_gone(pid, reader))
 

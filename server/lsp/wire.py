@@ -81,9 +81,9 @@ def parse(body: bytes) -> Any | Problem:
     try:
         value = json.loads(body)
     except RecursionError:
-        return Problem(INVALID_REQUEST, "message nested too deeply", sniff_id(body))
+        return Problem(INVALID_REQUEST, "message nested too deeply", sniff_id(body[:SNIFF_BYTES]))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        return Problem(PARSE_ERROR, f"malformed JSON: {exc}", sniff_id(body))
+        return Problem(PARSE_ERROR, f"malformed JSON: {exc}", sniff_id(body[:SNIFF_BYTES]))
     if _SURROGATE_ESCAPE.search(body):  # rare: only then is the value walked
         value = _without_lone_surrogates(value)
     return value

@@ -483,7 +483,8 @@ async def test_the_model_never_sees_a_secret_and_the_fix_keeps_it(
     open_document(client, uri, source)
     # The model rewrites both lines, keeping the placeholder it was shown.
     scripted_model.queue_chat(
-        '```python\n    token = "<redacted:github-token:1>"\n    return client(token, retries=3)\n```'
+        '```python\n    token = "<redacted:github-token:1>"\n'
+        "    return client(token, retries=3)\n```"
     )
     problem = types.Diagnostic(
         range=types.Range(

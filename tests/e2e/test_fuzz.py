@@ -99,7 +99,7 @@ def test_bad_params_the_fuzzer_found_are_refused_cleanly(
         session.notify("textDocument/didOpen", {"textDocument": opened})
         session.notify("textDocument/didSave", {"textDocument": {"uri": nul}})
         findings = _pulled_diagnostics(session, nul)
-        # A number as the languageId gets through structuring (LanguageKind | str).
+        # A number as the languageId: refused by the strict converter, logged (a notification).
         numbered = {"uri": (workspace / "n.py").as_uri(), "languageId": 5, "version": 1, "text": ""}
         session.notify("textDocument/didOpen", {"textDocument": numbered})
         # Half a UTF-16 pair, escaped in the JSON: the prompt, the history and job ids

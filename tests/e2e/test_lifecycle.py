@@ -189,3 +189,19 @@ class StrayServer(RawServer):
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-c", self.script]
+
+
+def test_an_unreadable_answer_to_our_request_is_not_answered_and_unblocks_it(
+    start: type[RawServer],
+) -> None:
+    server = start()
+    capabilities = {"workspace": {"configuration": True}}
+    server.initialize({"processId": None, "rootUri": None, "capabilities": capabilities})
+    asked = server.wait_for_request("workspace/configuration")
+    server.send_json({"jsonrpc": "2.0", "id": asked["id"], "error": {"code": "bad", "message": 5}})
+    open_document(server)
+    answer = server.request(2, "textDocument/inlineCompletion", INLINE)
+    assert answer["result"]["items"][0]["insertText"] == "return a + b"
+    # No "answer" to the client's answer, and the server stopped waiting for it.
+    assert not [m for m in server.replies() if m.get("id") == asked["id"]]
+    assert "workspace/configuration failed" in server.log_text()

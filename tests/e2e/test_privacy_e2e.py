@@ -51,10 +51,13 @@ async def test_excluded_files_never_feed_a_prompt(
     assert "# from shapes.py" in prompt  # the ordinary neighbour is a snippet
     for name in (".env", "id_rsa", "local_shapes.py"):
         assert f"# from {name}" not in prompt
-    # Nor is anything completed inside them, even when asked for.
-    for name in (".env", "id_rsa", "local_shapes.py"):
+    # Nothing is completed inside a secrets file, even when asked for; a file git
+    # ignores is only kept out of other files' context, and still gets help itself.
+    for name in (".env", "id_rsa"):
         assert texts(await inline(client, (root / name).as_uri(), 5, 0, invoked=True)) == []
     assert len(scripted_model.requests) == 1
+    scratch = (root / "local_shapes.py").as_uri()
+    assert texts(await inline(client, scratch, 5, 0, invoked=True)) == ["width * height"]
 
 
 async def test_the_secret_corpus_reaches_no_prompt_history_or_log(

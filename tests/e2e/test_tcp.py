@@ -6,7 +6,9 @@ import asyncio
 import json
 import os
 import re
+import socket
 import stat
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -129,7 +131,7 @@ async def test_a_session_with_the_token_completes_and_ends_the_process_with_its_
     assert await asyncio.wait_for(tcp_server.proc.wait(), 30) == 0
 
 
-BAD_TOKENS = [None, "wrong-token", "", TOKEN[:-1], TOKEN + " "]
+BAD_TOKENS = [None, "wrong-token", "", TOKEN[:-1], TOKEN + " ", "\ud800", 12345]
 HTTP_REQUESTS = [
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     b"POST /rpc HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 2\r\n\r\n{}",
@@ -188,6 +190,11 @@ async def test_a_client_that_says_nothing_is_not_a_session(tcp_server: TcpServer
     reader, writer = await tcp_server.connect()
     writer.write(b"not an LSP frame at all\r\n\r\n")
     assert await closed(reader)
+    # A connection reset half-way through its first message ends that connection only.
+    with socket.create_connection(("127.0.0.1", tcp_server.port)) as rude:
+        rude.sendall(b"Content-Length: 500\r\n\r\n{")
+        rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # Both were turned away, and the server still takes the right client:
     reader, writer = await tcp_server.connect()
     writer.write(initialize(TOKEN))
     assert "result" in await answer_to(reader, "init")

@@ -86,6 +86,19 @@ class RawServer:
                     raise AssertionError(f"no reply to {msg_id!r}; log:\n{self.log_text()[-3000:]}")
                 self._arrived.wait(min(left, 0.5))
 
+    def wait_for_request(self, method: str, timeout: float = 30) -> dict[str, Any]:
+        """The first request the server sent the client with `method`."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                for message in self.messages:
+                    if message.get("method") == method and "id" in message:
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"the server never asked {method}")
+                self._arrived.wait(min(left, 0.5))
+
     def replies(self) -> list[dict[str, Any]]:
         with self._arrived:
             return [m for m in self.messages if "method" not in m]

@@ -152,3 +152,14 @@ def test_settings_make_shared_rules(tmp_path: Path) -> None:
     assert settings.context.rules() is settings.context.rules()
     assert settings.context.rules().excludes(tmp_path / "dump.sql")
     assert not Settings().context.rules().excludes(tmp_path / "dump.sql")
+
+
+def test_only_built_ins_and_user_patterns_deny_ai_in_the_file_itself(tmp_path: Path) -> None:
+    root = _repo(tmp_path, {".gitignore": "scratch.py\n", ".env": "", "scratch.py": "", "a.py": ""})
+    rules = ContextRules(extra=["notes/*.py"])
+    assert rules.denies_uri((root / ".env").as_uri())
+    assert rules.denies_uri((root / "notes" / "x.py").as_uri())
+    # Git ignores it: never another file's context, but its own completions stay.
+    assert rules.excludes_uri((root / "scratch.py").as_uri())
+    assert not rules.denies_uri((root / "scratch.py").as_uri())
+    assert not rules.denies_uri((root / "a.py").as_uri())

@@ -61,8 +61,7 @@ def snapshot(ls: ZiLanguageServer, uri: str) -> Snapshot | None:
     return Snapshot(
         uri=encodable(uri),
         path=Path(encodable(path)) if path else None,
-        # lsprotocol's LanguageKind | str lets a number through structuring.
-        language_id=encodable(doc.language_id if isinstance(doc.language_id, str) else ""),
+        language_id=encodable(doc.language_id or ""),  # a string: see protocol.strict_converter
         version=doc.version,
         text=encodable(doc._source or ""),  # never `doc.source`: it reads from disk
     )

@@ -135,8 +135,7 @@ def _request(
     except BadPosition as exc:
         services.notifier.problem(f"position:{uri}", f"bad position in {uri}: {exc}")
         return None
-    # lsprotocol's LanguageKind | str lets a number through structuring.
-    language = doc.language_id if isinstance(doc.language_id, str) else ""
+    language = doc.language_id or ""  # a string: the strict converter refuses others
     # The uri goes to the history: half a UTF-16 pair in it would fail the whole batch.
     document = Document(
         uri=encodable(uri), language_id=language, version=doc.version or 0, text=text
