@@ -1,9 +1,9 @@
-"""A failing model behind the heavy path: review on save and code actions, both runners.
+"""A failing model behind the heavy path: code actions on both runners, reviews in process.
 
 The real server over stdio, a scripted chat model that fails in each way a vLLM
 server does (down, HTTP 500, 429, a stream cut mid-answer, an answer that never comes),
-and each job runner (``runner_env``: a real RQ worker on a real Valkey, or in
-process). For each: the user is told in words (a log message for a review, an
+and, for code actions, each job runner (``runner_env``: a real RQ worker on a real
+Valkey, or in process). For each: the user is told in words (a log message for a review, an
 error reply and a shown message for a code action), the request ends, and the
 history keeps the job and its model calls with how they failed. Last, the RQ
 worker itself killed mid-job: the same, its job's row saying the worker died.
@@ -133,13 +133,14 @@ async def test_a_failing_model_fails_the_review_in_words_and_the_history_keeps_i
     scripted_model: ScriptedModel,
     workspace: Path,
     db_url: str,
-    runner_env: dict[str, str],
     reply: Reply | None,
     job_error: str,
     call_error: str,
 ) -> None:
+    # In process only: the review is the same job on either runner, and the code-action
+    # matrix above already runs every fault through a real RQ worker.
     client = await start_server(
-        workspace=workspace, capabilities="neovim", **_model(scripted_model, reply), **runner_env
+        workspace=workspace, capabilities="neovim", **_model(scripted_model, reply)
     )
     uri = (workspace / "stats.py").as_uri()
     open_document(client, uri, MODULE)
