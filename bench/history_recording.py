@@ -146,7 +146,7 @@ class Arm:
     errors: int = 0
 
 
-async def _one(arm: Arm, doc: Document, serial: int) -> float:
+async def complete_and_show(arm: Arm, doc: Document, serial: int) -> float:
     """Edit the line, ask for its completion, report it shown; the request's ms."""
     arm.version += 1
     start = doc.text.split("\n")[doc.line].index(MARK)
@@ -189,7 +189,7 @@ async def end_to_end(workdir: Path, requests: int, block: int) -> dict[str, Any]
             for arm in arms:
                 for _ in range(WARMUP):
                     serial += 1
-                    await _one(arm, doc, serial)
+                    await complete_and_show(arm, doc, serial)
                     await asyncio.sleep(GAP_S)
             await asyncio.sleep(BLOCK_PAUSE_S)
             before = await model.counts()
@@ -201,7 +201,7 @@ async def end_to_end(workdir: Path, requests: int, block: int) -> dict[str, Any]
                     times = []
                     for _ in range(min(block, requests - round_ * block)):
                         serial += 1
-                        times.append(await _one(arm, doc, serial))
+                        times.append(await complete_and_show(arm, doc, serial))
                         await asyncio.sleep(GAP_S)
                     arm.blocks.append(times)
                     await asyncio.sleep(BLOCK_PAUSE_S)

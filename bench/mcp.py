@@ -8,8 +8,9 @@
    round rewrites one name in the document (bench.history_recording's ``Document``), so
    every call is a new prompt and reaches the model (counted). In the same rounds, taking
    turns, the same prompt as an invoked LSP inline completion from a ``zi-coder serve``
-   subprocess (history_recording's ``_one``: edit the line, ask, report it shown): the
-   table shows both round trips and the ratio of their medians. Warm-up rounds dropped.
+   subprocess (history_recording's ``complete_and_show``: edit the line, ask, report it
+   shown): the table shows both round trips and the ratio of their medians. Warm-up
+   rounds dropped.
 2. ``context`` — ``McpContext.context_for`` (a review request) on this process's asyncio
    loop, as the language server calls it, against tests/support/mcp_servers/well_behaved.py
    with one resource pattern and one allowed tool (one read and one call per request).
@@ -47,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.history_recording import MARK, Arm, Document, _one
+from bench.history_recording import MARK, Arm, Document, complete_and_show
 from bench.lsp_client import server_env
 from bench.model import ModelProcess
 from bench.scenarios import FIXED_REPLY, GAP_S, Bench, ms, running_server
@@ -259,7 +260,7 @@ async def completion_round_trips(workdir: Path, rounds: int) -> dict[str, Any]:
                     return ms(took)
 
                 async def via_lsp(serial: int) -> float:
-                    return await _one(arm, doc, serial)
+                    return await complete_and_show(arm, doc, serial)
 
                 arms = {"mcp": via_mcp, "lsp": via_lsp}
                 for round_ in range(WARMUP + rounds):

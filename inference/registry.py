@@ -14,13 +14,14 @@ a typo in a registry must not surface later as a vLLM traceback.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from inference.table_file import TableFile
 
 #: Accepted ``fim_template`` values (the families inference/fim.py renders).
 FIM_TEMPLATES = ("auto", "qwen", "starcoder", "deepseek", "codellama", "codegemma")
@@ -31,6 +32,11 @@ DEFAULT_MODEL_NAME = "tiny-coder"
 
 class RegistryError(ValueError):
     """The registry file is missing, unreadable or invalid, or a name is unknown."""
+
+
+REGISTRY_FILE = TableFile(
+    kind="model registry", article="a", table="models", entry="model", error=RegistryError
+)
 
 
 class Role(StrEnum):
@@ -154,66 +160,17 @@ def load_registry(path: Path | None) -> Registry:
     if path is None:
         return default_registry()
     path = path.expanduser()
-    data = _read(path)
-    if not isinstance(data, dict):
-        raise RegistryError(f"{path}: expected a mapping with a `models` table at the top")
-    unknown = sorted(set(data) - {"models"})
-    if unknown:
-        raise RegistryError(
-            f"{path}: unknown top-level key(s) {', '.join(unknown)}; expected `models`"
-        )
-    tables = data.get("models")
-    if not isinstance(tables, dict) or not tables:
-        raise RegistryError(f"{path}: no models (add a [models.NAME] table)")
-    models: dict[str, ModelSpec] = {}
-    for name, table in tables.items():
-        models[str(name)] = _spec(path, str(name), table)
+    tables = REGISTRY_FILE.read_tables(path)
+    models = {name: _spec(path, name, table) for name, table in tables.items()}
     return Registry(models=models, path=path)
 
 
-def _read(path: Path) -> Any:
-    suffix = path.suffix.lower()
-    if suffix not in {".toml", ".yaml", ".yml"}:
-        raise RegistryError(f"{path}: a model registry must be a .toml, .yaml or .yml file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RegistryError(f"cannot read model registry {path}: {exc.strerror or exc}") from None
-    if suffix == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise RegistryError(f"{path}: invalid TOML: {exc}") from None
-    import yaml  # only YAML registries pay for the import
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: invalid YAML: {exc}") from None
-
-
 def _spec(path: Path, name: str, table: Any) -> ModelSpec:
-    where = f"{path}: model {name!r}"
-    if not isinstance(table, dict):
-        raise RegistryError(f"{where}: expected a table of settings, got {type(table).__name__}")
-    if "name" in table:
-        raise RegistryError(f"{where}: `name` is the table key; remove the `name` field")
-    table = dict(table)
-    source = table.get("source")
-    if isinstance(source, str) and source.startswith(("./", "../")):
-        # Relative to the registry file, so a checked-in registry works from any directory.
-        table["source"] = str((path.parent / source).resolve())
-    try:
-        return ModelSpec.model_validate({**table, "name": name})
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
-        raise RegistryError(f"{where}: {problems}") from None
+    def relative_source(settings: dict[str, Any]) -> dict[str, Any]:
+        source = settings.get("source")
+        if isinstance(source, str) and source.startswith(("./", "../")):
+            # Relative to the registry file, so a checked-in registry works from any directory.
+            settings["source"] = str((path.parent / source).resolve())
+        return settings
 
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error.get("loc", ()))
-    message = str(error.get("msg", "invalid"))
-    message = message.removeprefix("Value error, ")
-    if error.get("type") == "extra_forbidden":
-        message = "unknown setting"
-    return f"{location}: {message}" if location else message
+    return REGISTRY_FILE.validate(ModelSpec, path, name, table, adjust=relative_source)

@@ -172,6 +172,7 @@ def build_services(
             snippet_tokens=c.snippet_tokens,
             snippet_time_limit_s=c.snippet_time_limit_ms / 1000,
             snippets=SnippetIndex(),
+            rules=settings.context.rules(),
         ),
     )
     if texts is not None and settings.history.survival:

@@ -5,7 +5,8 @@ so any editor or server process that renders the same prompt gets the same
 completion with no model call. Values live under their own key prefix with a TTL;
 job queues (a later feature) use a separate prefix, so cache eviction never drops
 jobs. If Redis goes away, the cache falls back to memory with one warning and
-tries Redis again after a cool-down.
+tries Redis again after a cool-down; a Redis that restarted is simply reconnected
+to (a command that finds its pooled connection closed is sent once more).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "zi:cache:completion:"
+
+T = TypeVar("T")
 
 
 class CompletionCache(Protocol):
@@ -114,10 +117,23 @@ class RedisCache:
             self._down = False
             self._on_recovered(f"Redis at {self.url} is reachable again; shared cache resumed")
 
+    async def _command(self, op: Callable[[Redis], Awaitable[T]]) -> T:
+        """`op` on the client, once more on a fresh connection if the pooled one was
+        closed under it: after a Redis restart every pooled connection is dead, and
+        the first command to find one must not put the cache in memory for a while."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        client = self._client()
+        try:
+            return await op(client)
+        except RedisConnectionError as exc:
+            log.debug("redis connection lost (%s); trying a new one", exc)
+            return await op(client)
+
     async def get(self, key: str) -> str | None:
         if self._usable():
             try:
-                value = await self._client().get(KEY_PREFIX + key)
+                value = await self._command(lambda r: r.get(KEY_PREFIX + key))
             except Exception as exc:  # RedisError, OSError: all mean "not now"
                 self._failed(exc)
             else:
@@ -130,7 +146,7 @@ class RedisCache:
         if not self._usable():
             return
         try:
-            await self._client().set(KEY_PREFIX + key, value, ex=ttl_s)
+            await self._command(lambda r: r.set(KEY_PREFIX + key, value, ex=ttl_s))
         except Exception as exc:
             self._failed(exc)
         else:

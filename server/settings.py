@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from server.context.ignore import ContextRules
 
 
 class FimTemplateName(StrEnum):
@@ -204,6 +207,27 @@ class McpSettings(BaseModel):
     )
 
 
+class ContextSettings(BaseModel):
+    """Which files are never read as context nor get AI features (server.context.ignore)."""
+
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Extra gitignore-style patterns of files never used as context nor "
+        "completed, reviewed or acted on, on top of the built-in list (.env, keys, "
+        "credential files); `!pattern` re-includes a built-in.",
+    )
+    gitignore: bool = Field(
+        default=True,
+        description="Also exclude the files the repository's .gitignore files ignore.",
+    )
+
+    def rules(self) -> ContextRules:
+        """The rules these settings make, shared by every holder of equal settings."""
+        from server.context.ignore import rules_for
+
+        return rules_for(tuple(self.ignore), self.gitignore)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ZI_", env_nested_delimiter="__", extra="ignore", validate_default=True
@@ -216,6 +240,7 @@ class Settings(BaseSettings):
     diagnostics: DiagnosticsSettings = Field(default_factory=DiagnosticsSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
     redis_url: str | None = Field(
         default=None,
         description="Unset: in-process cache and jobs; set: shared Redis cache and RQ queue.",

@@ -58,6 +58,8 @@ describe("specsFromManifest", () => {
     assert.ok(restricted.has("inference.url"));
     assert.ok(restricted.has("history.store_prompts")); // a cloned repo must not turn it on
     assert.ok(restricted.has("mcp.servers_file")); // nor name programs for the server to start
+    assert.ok(restricted.has("context.ignore")); // nor re-include .env with `!.env`
+    assert.ok(restricted.has("context.gitignore")); // nor send what .gitignore keeps out
     assert.ok(!restricted.has("completion.enabled"));
   });
 

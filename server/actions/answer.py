@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from server.context.prompt import restore_special
+
 if TYPE_CHECKING:
     from server.syntax import Syntax
 
@@ -74,6 +76,7 @@ def extract_code_block(
     untagged one, else the first. No fence at all: the whole answer, only when it is
     code rather than prose (it parses: ``ast`` for Python, tree-sitter via `syntax`
     for other languages; an unknown language cannot tell, so it is refused).
+    Special tokens the prompt's fences broke (``fenced``) are put back.
     """
     text = _NEWLINES.sub("\n", _THINKING.sub("", answer, count=1))
     if not text.strip():
@@ -83,7 +86,7 @@ def extract_code_block(
         code = _strip_blank_lines(text.split("\n"))
         if not _is_code(code, language_id, syntax):
             raise AnswerRejected("the model's answer has no code block")
-        return code
+        return restore_special(code)
     usable = [b for b in blocks if b.code.strip()]
     if not usable:
         raise AnswerRejected("the model's code block is empty")
@@ -94,7 +97,7 @@ def extract_code_block(
     )
     if chosen.tag in _DIFF_TAGS and language_id not in _DIFF_TAGS:
         raise AnswerRejected("the model answered with a diff instead of the code")
-    return chosen.code
+    return restore_special(chosen.code)
 
 
 def reindent(code: str, indent: str, *, newline: str = "\n") -> str:

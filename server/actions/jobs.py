@@ -24,13 +24,19 @@ from server.context.types import ContextItem
 from server.jobs.chat import chat
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
+from server.redact import redact
 
 log = logging.getLogger(__name__)
 
 
 def _ask(endpoint: dict[str, Any], options: dict[str, Any], messages: prompts.Messages) -> str:
-    """The chat model's answer text; raises JobCancelled once the job is cancelled."""
-    reply = chat(endpoint, options, messages)
+    """The chat model's answer text; raises JobCancelled once the job is cancelled.
+
+    The document arrives redacted (the server restores its secrets in the answer, see
+    ``ActionService._run``); whatever else the prompt quotes (a problem, MCP context)
+    is redacted here, for good."""
+    sent = [{**message, "content": redact(message["content"])} for message in messages]
+    reply = chat(endpoint, options, sent)
     if reply.finish_reason == "length":
         raise answer.AnswerRejected(
             f"the model's answer was cut at {int(options.get('max_tokens', 1024))} tokens "

@@ -6,12 +6,19 @@ killed when pytest returns or the wall clock runs out, so a forked child cannot
 outlive the run), CPU-time, address-space and file-size limits (plus a process
 count inside a user namespace), an empty environment and no network: a network
 namespace (``unshare -rn``) when this machine allows one, and always a socket
-guard installed before pytest imports anything. Each test also has a time budget
-of its own, so one looping test fails with a traceback showing where it looped
-instead of costing the whole run its results.
+guard installed before pytest imports anything. Landlock, where the kernel has it
+(``server.actions.sandbox_boot``), confines writes to the run's directory and
+reads to it and the system's and the interpreter's directories, refuses TCP and
+stops signals to processes outside the run; a seccomp filter (x86_64,
+aarch64) refuses IP, Unix and other sockets; both hold for ``ctypes`` and
+subprocesses too. Each test also has a time budget of its own, so one looping test
+fails with a traceback showing where it looped instead of costing the whole run
+its results.
 
-This contains accidents (a loop, a memory hog, a test that talks to the network or
-writes a huge file), not a determined attacker: the tests run as the user.
+What is not contained: on a machine without Landlock, reads and writes anywhere
+the user may (and a failure's text goes back to the model); without seccomp or a
+network namespace, UDP from code that goes around the socket guard. The tests run
+as the user.
 
 Results come from pytest's junit XML report, never from scraping its output.
 """
@@ -23,6 +30,7 @@ import functools
 import json
 import logging
 import os
+import platform
 import selectors
 import shlex
 import shutil
@@ -37,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from server.actions import sandbox_boot
+
 log = logging.getLogger(__name__)
 
 _FILE_MB = 64  # largest file a test may write (RLIMIT_FSIZE)
@@ -49,86 +59,10 @@ _NO_PYTEST = 121  # the bootstrap's exit status when `import pytest` fails
 _NO_PYTEST_MARK = "zi-sandbox: pytest is not installed"
 _PRIVATE = ".zi-sandbox"  # our junit report and pytest.ini, inside the run's directory
 
-# Runs as `python -c` before pytest is imported: limits, socket guard, then pytest
-# with a per-test time budget. os._exit at the end: a stray non-daemon thread or
-# atexit handler from a test must not hold the run open after the report is written.
-_BOOTSTRAP = r"""
-import json, os, resource, signal, socket, sys
-config = json.loads(sys.argv[1])
-
-def limit(kind, soft, hard=None):
-    hard = soft if hard is None else hard
-    ceiling = resource.getrlimit(kind)[1]
-    if ceiling != resource.RLIM_INFINITY:
-        soft, hard = min(soft, ceiling), min(hard, ceiling)
-    resource.setrlimit(kind, (soft, hard))
-
-limit(resource.RLIMIT_CORE, 0)
-limit(resource.RLIMIT_CPU, config["cpu_s"], config["cpu_s"] + 1)
-limit(resource.RLIMIT_AS, config["memory_bytes"])
-limit(resource.RLIMIT_FSIZE, config["file_bytes"])
-if config["processes"]:
-    limit(resource.RLIMIT_NPROC, config["processes"])
-
-INET = (socket.AF_INET, socket.AF_INET6)
-
-def guard(name):
-    original = getattr(socket.socket, name)
-    def guarded(self, *args, **kwargs):
-        if self.family in INET:
-            raise PermissionError(13, "network access is disabled in the Zi test sandbox")
-        return original(self, *args, **kwargs)
-    setattr(socket.socket, name, guarded)
-
-for name in ("connect", "connect_ex", "bind", "sendto", "sendmsg"):
-    guard(name)
-resolve = socket.getaddrinfo
-
-def getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
-    return resolve(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
-
-def no_lookup(*args, **kwargs):
-    raise socket.gaierror(socket.EAI_NONAME, "name lookup is disabled in the Zi test sandbox")
-
-socket.getaddrinfo = getaddrinfo
-socket.gethostbyname = socket.gethostbyname_ex = socket.gethostbyaddr = no_lookup
-
-sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
-try:
-    import pytest
-except ImportError:
-    sys.stderr.write(config["no_pytest_mark"] + " for " + sys.executable + "\n")
-    sys.stderr.flush()
-    os._exit(config["no_pytest_status"])
-
-class PerTestBudget:
-    def __init__(self, seconds):
-        self.seconds = seconds
-
-    def expired(self, signum, frame):
-        raise TimeoutError(
-            "the test ran longer than %g s (the Zi sandbox's limit per test)" % self.seconds
-        )
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_call(self, item):
-        previous = signal.signal(signal.SIGALRM, self.expired)
-        signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-
-args = list(config["args"])
-import importlib.util
-if importlib.util.find_spec("pytest_asyncio") is not None:  # the plugin tests commonly need
-    args[:0] = ["-p", "pytest_asyncio.plugin", "-o", "asyncio_default_fixture_loop_scope=function"]
-code = pytest.main(args, plugins=[PerTestBudget(config["per_test_s"])])
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(int(code))
-"""
+# Runs as `python -c` before pytest is imported: limits, Landlock, socket guard, pytest.
+_BOOTSTRAP = Path(sandbox_boot.__file__).read_text(encoding="utf-8")
+_CONFINE_FAILED = 122  # the bootstrap's exit status when Landlock was probed but failed
+_CONFINE_FAILED_MARK = "zi-sandbox: could not confine the tests"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -162,7 +96,7 @@ class TestRun:
     error: str | None  # collection/import error, crash or limit hit; None if the run completed
     timed_out: bool  # stopped by the wall clock (the CPU limit shows in ``error`` only)
     output: str  # pytest's output, its middle cut to ``output_bytes``
-    isolation: str  # "netns" (unshare -rn) or "socket-guard"
+    isolation: str  # "+"-joined: "netns" (unshare -rn), "landlock-<abi>", "seccomp", "socket-guard"
 
     @property
     def all_passed(self) -> bool:
@@ -189,7 +123,15 @@ def run_pytest(
     interpreter = _interpreter(python)
     _check_paths(files, test_path)
     prefix = _netns_prefix()
-    isolation = "netns" if prefix else "socket-guard"
+    abi = _landlock_abi()
+    machine = platform.machine() if sandbox_boot.seccomp_supported(platform.machine()) else None
+    parts = (
+        ("netns", prefix),
+        (f"landlock-{abi}", abi),
+        ("seccomp", machine),
+        ("socket-guard", True),
+    )
+    isolation = "+".join(part for part, used in parts if used)
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="zi-sandbox-"))
     try:
@@ -210,6 +152,10 @@ def run_pytest(
             "per_test_s": max(1.0, min(limits.cpu_s, limits.wall_s) * _PER_TEST_SHARE),
             "no_pytest_mark": _NO_PYTEST_MARK,
             "no_pytest_status": _NO_PYTEST,
+            "landlock_abi": abi,
+            "seccomp_machine": machine,
+            "confine_failed_mark": _CONFINE_FAILED_MARK,
+            "confine_failed_status": _CONFINE_FAILED,
             "args": [
                 "-c",  # pytest < 7 has no --config-file
                 str(ini),
@@ -231,6 +177,8 @@ def run_pytest(
                 f"pytest is not installed for {interpreter}; install it there "
                 "(python -m pip install pytest) to run generated tests"
             )
+        if status == _CONFINE_FAILED and output.startswith(_CONFINE_FAILED_MARK):
+            raise SandboxUnavailable(output.strip())
         run = _result(status, timed_out, junit, output, limits, isolation)
     finally:
         _remove(root)
@@ -289,6 +237,19 @@ def _environment(root: Path) -> dict[str, str]:
         # startup time (pytest-lsp imports pygls); the bootstrap loads pytest-asyncio only.
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
+
+
+@functools.cache
+def _landlock_abi() -> int:
+    """The kernel's Landlock ABI (probed once); 0 when writes cannot be confined here."""
+    abi = sandbox_boot.landlock_abi()
+    if not abi:
+        log.warning(
+            "Landlock is not available on this kernel: generated tests run without a limit "
+            "on where they write (they still run with an empty environment in a temporary "
+            "directory, and without network when unshare -rn is permitted)"
+        )
+    return abi
 
 
 @functools.cache

@@ -26,6 +26,7 @@ from server.context.types import ContextRequest, ContextSource, NoContext
 from server.jobs.gateway import JobGateway
 from server.jobs.spec import JobResult, JobSpec
 from server.notify import Notifier
+from server.redact.reversible import redact_all
 from server.routing import ModelRouter
 from server.settings import Settings
 from server.syntax import Syntax
@@ -61,7 +62,9 @@ class ActionService:
     # -- textDocument/codeAction --------------------------------------------------
 
     def offers(self, request: ActionRequest) -> list[Offer]:
-        return offers_for(request) if self.settings.actions.enabled else []
+        if not self.settings.actions.enabled or self._excluded(request.document.uri):
+            return []
+        return offers_for(request)
 
     # -- codeAction/resolve ---------------------------------------------------------
 
@@ -162,7 +165,13 @@ class ActionService:
             raise ActionError("the document is no longer open")
         if snapshot.version != data.get("version"):
             raise ActionError("the document changed since the action was offered; ask again")
+        if self._excluded(snapshot.uri):
+            raise ActionError("this file is excluded from AI context (zi.context.ignore)")
         return snapshot
+
+    def _excluded(self, uri: str) -> bool:
+        """.env, keys, the user's patterns: never sent to a model (server.context.ignore)."""
+        return self.settings.context.rules().denies_uri(uri)
 
     def _common(self, snapshot: Snapshot, start: int, end: int) -> dict[str, Any]:
         endpoint = self.models.chat(snapshot.language_id)
@@ -240,6 +249,13 @@ class ActionService:
     async def _run(
         self, function: str, kwargs: dict[str, Any], progress: Progress, snapshot: Snapshot
     ) -> Any:
+        """The job's value, its texts with the document's secrets put back: the job (its
+        arguments in Redis, its prompt, the model) only ever sees them redacted."""
+        existing = kwargs.get("existing_tests")
+        redaction = redact_all([snapshot.text] + ([existing] if existing is not None else []))
+        kwargs = {**kwargs, "document": redaction.texts[0]}
+        if existing is not None:
+            kwargs["existing_tests"] = redaction.texts[1]
         kwargs = await self._with_context(kwargs, snapshot, progress)
         timeout = self.settings.jobs.timeout_s
         if function == "generate_tests":
@@ -250,7 +266,10 @@ class ActionService:
         )
         if not result.ok:
             raise ActionError(_user_message(result))
-        return result.value
+        value = result.value
+        if isinstance(value, dict):
+            value = {k: redaction.restore(v) if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     # -- generated tests ----------------------------------------------------------------
 

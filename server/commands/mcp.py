@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -141,32 +140,10 @@ def run(args: argparse.Namespace) -> int:
 def _token(settings: Settings) -> tuple[str, str]:
     """The bearer token, and where it comes from (for the user, not the token).
     Raises ValueError when the kept token file is empty."""
-    import secrets
-    import tempfile
+    from server.tokens import kept_token
 
-    given = os.environ.get(TOKEN_VARIABLE)
-    if given:
-        return given, f"${TOKEN_VARIABLE}"
     # Next to the pins (ZI_STATE_DIR moves both).
-    path = settings.resolved_state_dir() / "mcp-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole under another name (mkstemp: mode 0600), then linked in place:
-        # the link fails if another server made the token first, and no reader ever
-        # sees a half-written file. Either way the file now holds the token.
-        fd, draft = tempfile.mkstemp(prefix=".mcp-token-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(secrets.token_urlsafe(32) + "\n")
-            os.link(draft, path)
-        except FileExistsError:
-            pass  # another `zi-coder mcp --http` won the race: its token it is
-        finally:
-            os.unlink(draft)
-    token = path.read_text(encoding="utf-8").strip()
-    if not token:
-        raise ValueError(f"{path} is empty: delete it for a new token, or set {TOKEN_VARIABLE}")
-    return token, str(path)
+    return kept_token(settings.resolved_state_dir(), "mcp-token", TOKEN_VARIABLE)
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -16,32 +17,64 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from server.lsp.server import ZiLanguageServer
 
+TOKEN_VARIABLE = "ZI_LSP_TOKEN"
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = commands.add_parser("serve", help="run the language server (stdio by default)")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on a loopback TCP address")
+    serve.add_argument(
+        "--tcp",
+        metavar="[HOST:]PORT",
+        help="listen on loopback TCP instead (HOST defaults to 127.0.0.1; clients must send "
+        "the token in initializationOptions.token)",
+    )
     serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    tcp: str | None = args.tcp
-    if tcp is not None:
-        host, _, port = tcp.rpartition(":")
-        try:
-            if not ipaddress.ip_address(host.strip("[]")).is_loopback:
-                raise ValueError(host)
-            port_number = int(port)
-        except ValueError:
-            sys.stderr.write(f"zi-coder: --tcp needs a loopback HOST:PORT, got {tcp!r}\n")
-            return 2
-        build_server().start_tcp(host.strip("[]"), port_number)
-        return 0
+    if args.tcp is not None:
+        return _run_tcp(args.tcp)
     from server.lsp.fast_start import serve_stdio
 
     # Read before Settings exist: building them is part of what fast start hides.
     fast = os.environ.get("ZI_FAST_START", "true").strip().lower() not in {"0", "false", "no"}
-    serve_stdio(build_server, fast=fast)
-    return 0
+    return serve_stdio(build_server, fast=fast)
+
+
+def _run_tcp(address: str) -> int:
+    import asyncio
+
+    from server.commands import fail
+    from server.lsp.tcp import serve_tcp
+    from server.tokens import kept_token
+
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    host = "127.0.0.1" if host == "localhost" else host
+    try:
+        # Loopback only: the token would cross the network in clear text (use an SSH
+        # tunnel to reach a remote server).
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(host)
+        port_number = int(port)
+    except ValueError:
+        return fail(f"--tcp needs a loopback [HOST:]PORT, got {address!r}", 2)
+    server = build_server()
+    try:
+        token, where = kept_token(
+            server.base_settings.resolved_state_dir(), "lsp-token", TOKEN_VARIABLE
+        )
+    except (OSError, ValueError) as exc:
+        return fail(f"serve --tcp: no token: {exc}")
+    logging.getLogger(__name__).warning("the LSP token is in %s", where)
+    try:
+        return asyncio.run(serve_tcp(server, host, port_number, token))
+    except OSError as exc:
+        return fail(f"serve --tcp: cannot listen on {host}:{port_number}: {exc}")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.shutdown()  # the last history rows, the MCP servers
 
 
 def build_server() -> ZiLanguageServer:

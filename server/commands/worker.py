@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from server.commands import configure_logging
     from server.settings import Settings
 
     settings = Settings()
@@ -66,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
             "language server and no worker is needed)\n"
         )
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_file)  # secrets redacted, as the server's
     import redis
     from rq import Queue, SimpleWorker, Worker
     from rq.serializers import JSONSerializer

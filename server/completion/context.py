@@ -12,6 +12,11 @@ the tokens the context may use (``ModelInfo.prompt_limit``: the window less
 fit, keeping their ratios, with a safety margin for estimated counts. A server
 that rejects the prompt would cost the user every completion, so under such a
 limit even a very long cursor line is cut.
+
+Nothing secret leaves in a prompt: prefix and suffix are redacted as one text (a
+secret the cursor cuts is found whole; ``server.redact.redact_pair``), snippets are
+redacted when their document is indexed, and documents the context rules exclude
+(``.env``, keys, .gitignored files: ``server.context.ignore``) are never snippets.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dataclasses import dataclass
 from inference.tokens import TokenCounter
 from server.completion.snippets import Snippet, SnippetIndex
 from server.completion.types import CompletionRequest, Document
+from server.context.ignore import ContextRules, rules_for
+from server.redact import redact_pair
 
 _START_STEP_CHARS = 512
 _QUERY_LINES = 12
@@ -172,6 +179,45 @@ def usable_tokens(limit: int, exact: bool) -> int:
     return limit - int(limit * margin + 0.999)
 
 
+def _redacted(
+    prefix: str, suffix: str, budgets: tuple[int, int] | None, counter: TokenCounter
+) -> tuple[str, str]:
+    """Prefix and suffix without secrets; under a hard limit (`budgets`), cut again if a
+    placeholder made them longer than a short secret was (`"p4ss"` is 4 characters)."""
+    clean_prefix, clean_suffix = redact_pair(prefix, suffix)
+    if budgets is None or (clean_prefix is prefix and clean_suffix is suffix):
+        return clean_prefix, clean_suffix
+    return _cut_start(clean_prefix, budgets[0], counter), _cut_end(
+        clean_suffix, budgets[1], counter
+    )
+
+
+def _cut_start(text: str, budget: int, counter: TokenCounter) -> str:
+    """Whole lines off the start of `text` until it fits `budget`; then, if its last line
+    alone is over, the end of that line."""
+    used, start = counter.count(text), 0
+    while used > budget:
+        end = text.find("\n", start)
+        if end < 0:
+            return _keep_end(text[start:], budget, counter)
+        used -= counter.count(text[start : end + 1])
+        start = end + 1
+    return text[start:]
+
+
+def _cut_end(text: str, budget: int, counter: TokenCounter) -> str:
+    """Whole lines off the end of `text` until it fits `budget`; then, if its first line
+    alone is over, the start of that line."""
+    used, end = counter.count(text), len(text)
+    while used > budget:
+        start = text.rfind("\n", 0, end)
+        if start < 0:
+            return _keep_start(text[:end], budget, counter)
+        used -= counter.count(text[start:end])
+        end = start
+    return text[:end]
+
+
 def _snippet_block(mark: str, snippet: Snippet) -> str:
     body = "\n".join(f"{mark} {line}" if line else mark for line in snippet.text.split("\n"))
     return f"{mark} Compare this snippet from {snippet.path}:\n{body}\n"
@@ -197,12 +243,18 @@ class ContextBuilder:
         snippet_tokens: int,
         snippet_time_limit_s: float,
         snippets: SnippetIndex,
+        rules: ContextRules | None = None,
     ) -> None:
         self.prefix_tokens = prefix_tokens
         self.suffix_tokens = suffix_tokens
         self.snippet_tokens = snippet_tokens
         self.snippet_time_limit_s = snippet_time_limit_s
         self.snippets = snippets
+        self.rules = rules if rules is not None else rules_for()
+
+    def excluded(self, document: Document) -> bool:
+        """Whether `document` is kept out of AI features: no completion in it at all."""
+        return self.rules.denies_uri(document.uri)
 
     def build(
         self,
@@ -231,8 +283,12 @@ class ContextBuilder:
             prefix_tokens, suffix_tokens, snippet_tokens = fit_budgets(
                 prefix_tokens, suffix_tokens, snippet_tokens, available
             )
-        prefix = budget_prefix(doc.text, offset, prefix_tokens, counter, strict=strict)
-        suffix = budget_suffix(doc.text, offset, suffix_tokens, counter, strict=strict)
+        prefix, suffix = _redacted(
+            budget_prefix(doc.text, offset, prefix_tokens, counter, strict=strict),
+            budget_suffix(doc.text, offset, suffix_tokens, counter, strict=strict),
+            (prefix_tokens, suffix_tokens) if strict else None,
+            counter,
+        )
         # The query leaves out the cursor line: it changes on every keystroke.
         line_start = doc.text.rfind("\n", 0, offset) + 1
         query_start = line_start
@@ -244,7 +300,7 @@ class ContextBuilder:
             return PromptContext(head=path_line, prefix=prefix, suffix=suffix, snippets=())
         found = self.snippets.best(
             doc.text[query_start:line_start],
-            other_documents,
+            (other for other in other_documents if not self.rules.excludes_uri(other.uri)),
             exclude_uri=doc.uri,
             language_id=doc.language_id,
             max_chars=snippet_tokens * 3,

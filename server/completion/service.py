@@ -161,8 +161,8 @@ class CompletionService:
     # -- requests ---------------------------------------------------------------
 
     async def complete(self, request: CompletionRequest) -> Completion | None:
-        if not self.settings.enabled:
-            return None
+        if not self.settings.enabled or self.context.excluded(request.document):
+            return None  # excluded: .env, keys, .gitignored files (server.context.ignore)
         uri = request.document.uri
         self._cancel_pending(uri)
         self.context.snippets.touch(uri)

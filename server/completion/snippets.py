@@ -5,6 +5,11 @@ indexed once per document version, and the answer for a query is remembered, so 
 user typing along one line gets the same snippets every time (a stable prompt
 head keeps vLLM's prefix cache hitting). Work stops at a deadline: snippets are
 a bonus, never a reason to be late.
+
+A document is redacted (``server.redact``) once per version, when it is indexed, so a
+secret never becomes a snippet and a key block is found whole, not cut into windows.
+Which documents may be searched at all is the caller's business (``ContextBuilder``
+leaves out the files the context rules exclude).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from server.completion.types import Document
+from server.redact import redact
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 _WINDOW = 12
@@ -131,6 +137,7 @@ class SnippetIndex:
         if cached is not None and cached[0] == doc.version:
             return cached[1]
         lines = doc.text.split("\n", _MAX_LINES_INDEXED)[:_MAX_LINES_INDEXED]
+        lines = redact("\n".join(lines)).split("\n")
         windows = []
         starts = list(range(0, max(len(lines) - _WINDOW, 0) + 1, _STEP))
         if starts[-1] + _WINDOW < len(lines):

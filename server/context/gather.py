@@ -6,6 +6,10 @@ beyond the deadline and never the action itself. ``symbol_at`` picks the
 identifier a configured MCP tool may be asked about (its ``{symbol}`` argument),
 ``workspace_path`` the file's name (``{path}``, and the path the prompt shows), the
 same for reviews and code actions; ``with_context`` adds the items to a job.
+
+Secrets cross neither way: the diagnostic message a source is asked about is redacted
+before a configured MCP server sees it, and the items it returns are redacted before a
+prompt holds them (a docs server may well quote a config file).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +35,14 @@ _QUOTED = re.compile(r"""[`'"]([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)[`'"]""")
 async def gather(
     source: ContextSource, request: ContextRequest, *, deadline_s: float
 ) -> list[ContextItem]:
-    """The source's items for `request`; [] when it fails or overruns `deadline_s`."""
+    """The source's items for `request`, redacted; [] when it fails or overruns `deadline_s`."""
+    from server.redact import redact
+
+    request = replace(request, problem=redact(request.problem), symbol=redact(request.symbol))
     try:
         async with asyncio.timeout(deadline_s + GRACE_S):
-            return list(await source.context_for(request))
+            items = await source.context_for(request)
+        return [replace(item, text=redact(item.text)) for item in items]
     except TimeoutError:
         log.warning(
             "context for %s: no answer within %.1f s, going on without", request.path, deadline_s

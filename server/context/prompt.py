@@ -9,6 +9,14 @@ control characters (terminal escapes, bidi overrides, zero-width and tag
 characters, which can hide text from the person reading the prompt) are removed,
 and the whole section is cut to a number of characters with a marker saying how
 much was left out.
+
+A fence is plain text; a chat template's special tokens (``<|im_start|>``,
+``<|eot_id|>``, DeepSeek's with fullwidth bars) are not: the model server's tokenizer turns
+them into real role markers wherever they appear, fence or not. ``fenced`` breaks
+them with a word joiner after the ``<``; ``restore_special`` undoes that in code
+the model hands back, so a file that really contains such a string keeps it.
+Names that appear outside a fence (a file's path, a module) go through ``inline``:
+one line, no control characters, a code span the name cannot close.
 """
 
 from __future__ import annotations
@@ -41,14 +49,36 @@ _INVISIBLE = re.compile(
     "]"
 )
 _LABEL_UNSAFE = re.compile(r"[^\w.:/#?=&%+@~*,\-\[\]()]")
+_INFO_UNSAFE = re.compile(r"[^\w+#.-]")
+_SPECIAL_TOKEN = re.compile(r"<(?=[|\uff5c][^\s<>|\uff5c]{1,48}[|\uff5c]>)")
+_DEFUSED = re.compile(r"<\u2060(?=[|\uff5c])")
+_INLINE_CHARS = 200
 
 
 def fenced(text: str, language: str = "") -> str:
-    """`text` in a backtick fence that no backtick run inside it can close."""
+    """`text` in a backtick fence that no backtick run inside it can close, its chat
+    special tokens broken; `language` (the info string) reduced to one safe word."""
+    text = _SPECIAL_TOKEN.sub("<\u2060", text)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     body = text if text.endswith("\n") else text + "\n"
-    return f"{fence}{language}\n{body}{fence}"
+    return f"{fence}{_INFO_UNSAFE.sub('', language)[:32]}\n{body}{fence}"
+
+
+def restore_special(code: str) -> str:
+    """`code` from the model with the special tokens ``fenced`` broke put back."""
+    return _DEFUSED.sub("<", code)
+
+
+def inline(text: str) -> str:
+    """`text` (a path, a module name) as one short line in a code span it cannot close."""
+    one = " ".join(visible(text).split())
+    one = one if len(one) <= _INLINE_CHARS else one[: _INLINE_CHARS - 1] + "…"
+    one = _SPECIAL_TOKEN.sub("<\u2060", one)
+    longest = max((len(run) for run in re.findall(r"`+", one)), default=0)
+    tick = "`" * (longest + 1)
+    pad = " " if one.startswith("`") or one.endswith("`") else ""
+    return f"{tick}{pad}{one}{pad}{tick}"
 
 
 def visible(text: str) -> str:

@@ -26,6 +26,7 @@ from server.diagnostics.review import AnswerInvalid, Finding
 from server.jobs.chat import chat, model_for
 from server.jobs.execution import report_progress
 from server.jobs.spec import job_function
+from server.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ def review_document(
             int(options.get("max_context_chars", DEFAULT_MAX_CHARS)),
         ),
     )
+    # The document arrives redacted (the server restores its secrets in the fixes);
+    # whatever else the prompt quotes (MCP context) is redacted here, for good.
+    messages = [{**message, "content": redact(message["content"])} for message in messages]
     extra = {"response_format": review.response_format()}
     max_tokens = int(options.get("max_tokens", 1024))
     reason = ""

@@ -44,6 +44,7 @@ from server.diagnostics.static import looks_binary, static_diagnostics
 from server.diagnostics.types import Diagnostic, Severity
 from server.jobs.gateway import JobGateway
 from server.notify import Level, Notifier
+from server.redact.reversible import Redaction, redact_all
 from server.routing import ModelRouter
 from server.settings import Settings
 from server.syntax import Syntax
@@ -204,7 +205,12 @@ class DiagnosticsService:
 
     def _wants_review(self, snapshot: Snapshot) -> bool:
         d = self.settings.diagnostics
-        return d.review and (not d.languages or snapshot.language_id in d.languages)
+        return (
+            d.review
+            and (not d.languages or snapshot.language_id in d.languages)
+            # .env, keys, the user's patterns: never sent to a model (server.context.ignore)
+            and not self.settings.context.rules().denies_uri(snapshot.uri)
+        )
 
     def _schedule_review(self, snapshot: Snapshot) -> None:
         d = self.settings.diagnostics
@@ -304,8 +310,17 @@ class DiagnosticsService:
         base = doc.review
         regions = await self._off_loop(changes.changed_regions, base.text, text)
         path = self._path(snapshot)
+        # The job (its arguments in Redis, the prompt, the model) sees the text redacted;
+        # lines keep their numbers, and the fixes get the secrets back here.
+        redaction = await self._off_loop(redact_all, [text])
         spec = review_spec(
-            self.settings, endpoint, snapshot.language_id, path, text, regions, context
+            self.settings,
+            endpoint,
+            snapshot.language_id,
+            path,
+            redaction.texts[0],
+            regions,
+            context,
         )
         result = await self.jobs.run(spec, uri=snapshot.uri, language=snapshot.language_id)
         if not result.ok:
@@ -313,13 +328,14 @@ class DiagnosticsService:
             self.notifier.problem("review", f"AI review failed: {reason}", level=Level.WARNING)
             return
         self.notifier.resolved("review", "AI review works again")
-        findings = [review.Finding.model_validate(f) for f in result.value["findings"]]
+        findings = _restored(result.value["findings"], redaction)
         kept = await self._off_loop(base.on, text)
         fresh = review.to_diagnostics(findings, text)
         items = [d for d in kept if not changes.in_regions(d, regions)] + fresh
-        await self.cache.set(
-            self._cache_key(snapshot, parts, context), state.encode(items), REVIEW_CACHE_TTL_S
-        )
+        if not redaction.secrets:  # diagnostics quote lines: never put secrets in the cache
+            await self.cache.set(
+                self._cache_key(snapshot, parts, context), state.encode(items), REVIEW_CACHE_TTL_S
+            )
         log.info(
             "review of %s: %d finding(s) in %d region(s), %d kept from before",
             snapshot.uri,
@@ -345,13 +361,14 @@ class DiagnosticsService:
         context = await gather(
             self.context, request, deadline_s=self.settings.mcp.context_deadline_s
         )
+        redaction = await self._off_loop(redact_all, [text])
         spec = review_spec(
-            self.settings, endpoint.as_job_arg(), language_id, path, text, [], context
+            self.settings, endpoint.as_job_arg(), language_id, path, redaction.texts[0], [], context
         )
         result = await self.jobs.run(spec, uri=uri, language=language_id)
         if not result.ok:
             raise ReviewUnavailable(f"the review failed: {result.error or result.status.value}")
-        return [review.Finding.model_validate(f) for f in result.value["findings"]]
+        return _restored(result.value["findings"], redaction)
 
     async def _apply(
         self, snapshot: Snapshot, doc: DocState, generation: int, items: list[Diagnostic]
@@ -389,3 +406,14 @@ def _notice(message: str) -> Diagnostic:
 
 def _too_big(chars: int) -> str:
     return f"{chars:,} characters, more than {STATIC_MAX_CHARS:,}"
+
+
+def _restored(findings: list[dict[str, Any]], redaction: Redaction) -> list[review.Finding]:
+    """The job's findings, with the document's secrets back in their fixes."""
+    out = []
+    for raw in findings:
+        finding = review.Finding.model_validate(raw)
+        if finding.fix is not None and redaction.secrets:
+            finding = finding.model_copy(update={"fix": redaction.restore(finding.fix)})
+        out.append(finding)
+    return out

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from server.completion.recorder import ModelCallEvent, ModelCallKind, call_error
-from server.jobs.execution import JobCancelled, cancelled, record_model_call
+from server.jobs.execution import JobCancelled, cancelled, record_model_call, stop_reason
 
 if TYPE_CHECKING:
     from inference.chat import ChatAnswer, ChatRequest
@@ -107,7 +107,7 @@ def chat(
             should_stop=cancelled,
         )
     except ChatCancelled:
-        record_model_call(_call(endpoint, request, started, error="cancelled"))
+        record_model_call(_call(endpoint, request, started, error=stop_reason()))
         raise JobCancelled("cancelled") from None
     except BaseException as exc:  # a model error, or rq's timeout inside the call
         record_model_call(_call(endpoint, request, started, error=call_error(exc)))

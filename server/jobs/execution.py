@@ -70,6 +70,9 @@ class JobContext:
 
     on_progress: Callable[[dict[str, Any]], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Why `cancelled` was set: a model call it stops is recorded with this error, so
+    # the history tells a job given up for its time limit from one the user cancelled.
+    stop_reason: str = "cancelled"
     # The job's model calls so far, as JSON objects (all attempts').
     model_calls: list[dict[str, Any]] = field(default_factory=list)
 
@@ -95,6 +98,12 @@ def cancelled() -> bool:
     """Whether the running job was cancelled (in-process runner; on RQ the horse is killed)."""
     context = _current.get()
     return context is not None and context.cancelled.is_set()
+
+
+def stop_reason() -> str:
+    """Why the running job was stopped: "cancelled", or "timeout: ..." (in-process runner)."""
+    context = _current.get()
+    return context.stop_reason if context is not None else "cancelled"
 
 
 def check_cancelled() -> None:

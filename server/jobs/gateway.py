@@ -10,10 +10,10 @@ setup without Redis.
 History: the gateway records each job (queued when submitted, then how it ended)
 and the model calls its result carries (``JobResult.model_calls``, failed ones
 included), linked to the job. A result reused by an identical request carries the
-same calls, which the history keeps once. A cancelled job's calls are recorded
-when they can be had: in process, once the job's thread has stopped (its call in
-progress included, as cancelled); on RQ the cancelled worker's calls are lost
-with it.
+same calls, which the history keeps once. A cancelled or timed-out job's calls
+are recorded when they can be had: in process, once the job's thread has stopped
+(its call in progress included, as cancelled or timed out); on RQ a timed-out
+job's calls come with its result, a cancelled worker's are lost with it.
 """
 
 from __future__ import annotations
@@ -123,12 +123,21 @@ class JobGateway:
         self._record_job(spec, runner, JobState.QUEUED, where)
         waiting = asyncio.ensure_future(runner.wait(handle))
         last: dict[str, Any] | None = None
+        progress_lost = False
         try:
             while not waiting.done():
                 await asyncio.wait({waiting}, timeout=POLL_S)
                 if progress is None:
                     continue
-                current = await runner.progress(handle)
+                try:
+                    current = await runner.progress(handle)
+                except JobQueueUnavailable as exc:
+                    # The queue's Redis went away mid-job: `wait` gives up on it in
+                    # words, within its bound; progress is only shown while it can be.
+                    if not progress_lost:
+                        log.info("no progress for job %s: %s", handle.job_id, exc)
+                    progress_lost = True
+                    continue
                 if current and current != last:
                     last = current
                     percentage = current.get("percentage")
@@ -146,7 +155,9 @@ class JobGateway:
             await asyncio.shield(_cancel(runner, handle))
             raise
         self._record_end(spec, runner, result, where, submitted)
-        if result.status is JobStatus.CANCELLED:  # by another request waiting for it
+        if result.status in (JobStatus.CANCELLED, JobStatus.TIMEOUT):
+            # Cancelled by another request waiting for it, or given up on: the call in
+            # progress is recorded once the job's thread has closed its stream.
             self._record_calls_when_stopped(spec, runner, handle, where)
         if result.status is JobStatus.TIMEOUT:
             # Given up on: a job still queued (no worker) must not run for nobody later.

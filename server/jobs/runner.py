@@ -135,8 +135,11 @@ class InProcessRunner:
             )
             done, _ = await asyncio.wait({call}, timeout=spec.timeout_s)
             if not done:
+                entry.context.stop_reason = f"timeout: job timed out after {spec.timeout_s}s"
                 entry.context.cancelled.set()  # the thread stops at its next check
-                call.cancel()
+                # Not cancelled: `when_stopped` waits on it for the call in progress,
+                # which reports itself (as timed out) once its stream is closed.
+                call.add_done_callback(_retrieved)
                 return JobResult(
                     JobStatus.TIMEOUT,
                     error=f"job timed out after {spec.timeout_s}s",
@@ -221,3 +224,9 @@ class InProcessRunner:
         for entry in list(self._jobs.values()):
             if entry.result is None:
                 await self.cancel(JobHandle(entry.spec))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark the late end of an answered attempt as seen (no "never retrieved" warning)."""
+    if not future.cancelled():
+        future.exception()

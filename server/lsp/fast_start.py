@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from server import __version__
 from server.actions.kinds import KINDS as CODE_ACTION_KINDS
+from server.lsp.wire import MAX_HEADER_BYTES, MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     import asyncio
@@ -82,25 +83,28 @@ def read_message(fd: int) -> tuple[bytes, dict[str, Any] | None]:
 
     Returns every byte read (the message and whatever the client already sent after
     it, all of which pygls must still see) and the parsed message, or None if the
-    first bytes are not a JSON-RPC message. Python's buffered stdin is not used: it
-    would keep read-ahead bytes where the event loop's pipe reader cannot see them.
+    first bytes are not a JSON-RPC message (the read loop then deals with them).
+    Python's buffered stdin is not used: it would keep read-ahead bytes where the
+    event loop's pipe reader cannot see them.
     """
     data = bytearray()
     while True:
         end = data.find(b"\r\n\r\n")
         if end >= 0:
             length = _content_length(bytes(data[:end]))
-            if length is None:
+            if length is None or length > MAX_MESSAGE_BYTES:
                 return bytes(data), None
             if len(data) >= end + 4 + length:
                 break
+        elif len(data) > MAX_HEADER_BYTES:
+            return bytes(data), None
         chunk = os.read(fd, 65536)
         if not chunk:
             return bytes(data), None
         data += chunk
     try:
         message = json.loads(data[end + 4 : end + 4 + length])
-    except ValueError:
+    except (ValueError, RecursionError):
         return bytes(data), None
     return bytes(data), message if isinstance(message, dict) else None
 
@@ -120,32 +124,6 @@ def write_message(stream: BinaryIO, message: dict[str, Any]) -> None:
     body = json.dumps(message).encode("utf-8")
     stream.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
     stream.flush()
-
-
-class _Replay:
-    """stdin as pygls reads it: the already-consumed first message, then the rest."""
-
-    def __init__(self, consumed: bytes, stream: BinaryIO) -> None:
-        self._buffer = consumed
-        self._stream = stream
-
-    def readline(self) -> bytes:
-        if not self._buffer:
-            return self._stream.readline()
-        end = self._buffer.find(b"\n")
-        if end < 0:  # the client stopped mid-header: hand over what there is
-            line, self._buffer = self._buffer, b""
-            return line + self._stream.readline()
-        line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
-        return line
-
-    def read(self, n: int) -> bytes:
-        if self._buffer:
-            chunk, self._buffer = self._buffer[:n], self._buffer[n:]
-            if len(chunk) < n:
-                chunk += self._stream.read(n - len(chunk))
-            return chunk
-        return self._stream.read(n)
 
 
 class _DropAnswer:
@@ -187,12 +165,12 @@ class _DropAnswer:
         self._stream.close()
 
 
-def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> None:
-    """Serve LSP on stdin/stdout; `build` imports and creates the server (the slow part)."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> int:
+    """Serve LSP on stdin/stdout; `build` imports and creates the server (the slow part).
+    Returns the exit code: 0 after ``shutdown``, 1 without."""
+    stdin, stdout = sys.stdin.buffer, guard_stdout()
     if not fast:
-        build().start_io(stdin, stdout)  # its end calls server.shutdown(), which cleans up
-        return
+        return _serve(build(), b"", stdin, _DropAnswer(stdout, None, {}))
 
     built: list[ZiLanguageServer] = []
     failure: list[BaseException] = []
@@ -208,7 +186,7 @@ def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> 
     consumed, first = read_message(stdin.fileno())
     request_id = None
     sent: dict[str, Any] = {}
-    if first is not None and first.get("method") == "initialize" and "id" in first:
+    if first is not None and first.get("method") == "initialize" and _is_id(first.get("id")):
         request_id = first["id"]
         params = first.get("params")
         sent = initialize_result(params if isinstance(params, dict) else {})
@@ -216,67 +194,70 @@ def serve_stdio(build: Callable[[], ZiLanguageServer], *, fast: bool = True) -> 
     builder.join()
     if failure:
         raise failure[0]
-    writer = _DropAnswer(stdout, request_id, sent)
-    try:
-        _serve_pipe(built[0], consumed, stdin, writer)
-    except ValueError:  # stdin is a regular file, which asyncio cannot watch: pygls' way
-        built[0].start_io(_Replay(consumed, stdin), writer)  # type: ignore[arg-type]
+    server = built[0]
+    server.protocol.initialize_answered = request_id is not None  # type: ignore[attr-defined]
+    return _serve(server, consumed, stdin, _DropAnswer(stdout, request_id, sent))
 
 
-class _PipeReader:
-    """pygls' reader interface over an asyncio StreamReader (EOF reads as b"")."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-
-    async def readline(self) -> bytes:
-        return await self._reader.readline()
-
-    async def readexactly(self, n: int) -> bytes:
-        import asyncio
-
-        try:
-            return await self._reader.readexactly(n)
-        except asyncio.IncompleteReadError:
-            return b""
+def guard_stdout() -> BinaryIO:
+    """The protocol's own handle on stdout. File descriptor 1 and ``sys.stdout`` then
+    point at stderr, so a stray print (ours, a library's, a child process's) lands in
+    the log instead of corrupting the JSON-RPC stream."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(protocol_fd, "wb")
 
 
-def _serve_pipe(
-    server: ZiLanguageServer, consumed: bytes, stdin: BinaryIO, writer: _DropAnswer
-) -> None:
-    """Like pygls' start_io, but stdin is read by the event loop, not a thread pool.
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
-    pygls hands every read to a worker thread: three thread hops per message, about
-    half a millisecond per request on a small machine, which the latency path feels.
+
+def _serve(server: ZiLanguageServer, consumed: bytes, stdin: BinaryIO, writer: Any) -> int:
+    """Run the read loop (``server.lsp.transport``) over stdin until the session ends.
+
+    stdin is read by the event loop when it is a pipe (pygls hands every read to a
+    worker thread: three thread hops per message, about half a millisecond per request
+    on a small machine, which the latency path feels), by a thread otherwise (a
+    regular file, which asyncio cannot watch).
     """
     import asyncio  # ~50 ms: not before initialize is answered
 
-    from pygls.io_ import run_async
+    from server.lsp.transport import serve
+    from server.lsp.wire import MAX_HEADER_BYTES
 
-    async def main() -> None:
+    async def main() -> int:
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 20)  # header lines only; bodies use readexactly
+        reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES)  # bodies use readexactly
         reader.feed_data(consumed)  # the initialize message we already read
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+        if _is_pipe(stdin):
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
+        else:
+            threading.Thread(
+                target=_pump, args=(stdin.fileno(), reader, loop), name="zi-stdin", daemon=True
+            ).start()
         server.protocol.set_writer(writer)
-        await run_async(
-            stop_event=stop_event,
-            reader=_PipeReader(reader),
-            protocol=server.protocol,
-            logger=log,
-            error_handler=server.report_server_error,
-        )
+        return await serve(server, reader)
 
-    stop_event = threading.Event()
-    server._stop_event = stop_event  # pygls' shutdown() sets it
-    mode = os.fstat(stdin.fileno()).st_mode
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
-        raise ValueError("stdin is not a pipe")  # checked before anything is started
+    code = 1
     try:
-        asyncio.run(main())
+        code = asyncio.run(main())
     except BrokenPipeError:
         log.error("the client closed the connection; shutting down")
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
         pass
     finally:
         server.shutdown()  # writes the last history rows, stops the MCP servers
+    return code
+
+
+def _is_pipe(stream: BinaryIO) -> bool:
+    mode = os.fstat(stream.fileno()).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+def _pump(fd: int, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+    while chunk := os.read(fd, 1 << 16):
+        loop.call_soon_threadsafe(reader.feed_data, chunk)
+    loop.call_soon_threadsafe(reader.feed_eof)

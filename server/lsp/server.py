@@ -14,6 +14,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from server import __version__
+from server.lsp.protocol import ZiProtocol, strict_converter
 from server.notify import Level
 
 if TYPE_CHECKING:
@@ -22,12 +23,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+INTERNAL_ERROR = -32603
 REQUEST_FAILED = -32803  # LSP RequestFailed: a refusal with a reason for the user
 
 
 class ZiLanguageServer(LanguageServer):
     def __init__(self, settings: Settings) -> None:
-        super().__init__("zi-coder", __version__)
+        super().__init__(
+            "zi-coder",
+            __version__,
+            protocol_cls=ZiProtocol,
+            converter_factory=strict_converter,
+        )
         self.base_settings = settings
         self.services: Services | None = None
         self.closing: asyncio.Future[None] | None = None  # set by shutdown or exit
@@ -65,11 +72,16 @@ class ZiLanguageServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: object) -> None:
         # pygls would pop up every internal error; log it instead and keep serving.
-        if getattr(error, "CODE", None) == REQUEST_FAILED:
-            log.info("request refused: %s", error)  # user-facing, already shown
+        if getattr(error, "CODE", INTERNAL_ERROR) != INTERNAL_ERROR:
+            # A refusal (bad params, unknown method, an action that cannot run) is an
+            # answer the client already has, not a fault of ours.
+            log.info("request refused: %s", error)
             return
         log.error("internal error (%s): %s", getattr(source, "__name__", source), error)
-        self.log_to_client(Level.ERROR, f"Zi: internal error: {error}")
+        # The exception's text may hold code or paths: it stays in the log.
+        self.log_to_client(
+            Level.ERROR, f"Zi: internal error ({type(error).__name__}); details are in its log"
+        )
 
 
 def create_server(settings: Settings) -> ZiLanguageServer:

@@ -1,5 +1,9 @@
 """The file a tool works on: its text given by the agent, or read under the server's
-directory, as the snapshot the editor path's services take."""
+directory, as the snapshot the editor path's services take.
+
+A file the context rules exclude (``.env``, keys, credential files, what .gitignore
+ignores: ``server.context.ignore``) is refused, read or sent: it is never put in a prompt.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from mcp.server.mcpserver.exceptions import ToolError
 
 from server.actions.types import Snapshot
+from server.context.ignore import ContextRules, rules_for
 from server.languages import language_of
 
 # The most text a tool takes, sent or read; and the most bytes that many characters
@@ -27,11 +32,19 @@ def uri_of(name: PurePosixPath) -> str:
     return f"mcp:///{name.as_posix().lstrip('/')}"
 
 
-def read_under(root: Path, name: PurePosixPath, *, max_chars: int = MAX_FILE_CHARS) -> str:
+def read_under(
+    root: Path,
+    name: PurePosixPath,
+    *,
+    max_chars: int = MAX_FILE_CHARS,
+    rules: ContextRules | None = None,
+) -> str:
     """The text of `name` (line endings as on disk) if it is under `root` (an agent
-    must not read ~/.ssh), a regular file and at most `max_chars` characters long.
+    must not read ~/.ssh), not excluded by `rules` (default: the built-in ones and
+    .gitignore), a regular file and at most `max_chars` characters long.
     Never reads more than that can take: a log of gigabytes stays on disk."""
     target = file_under(root, name)
+    refuse_excluded(root, name, target, rules)
     max_bytes = max_chars * BYTES_PER_CHAR
     try:
         # Non-blocking: opening a FIFO would wait for a writer; a regular file ignores it.
@@ -60,6 +73,19 @@ def _too_long(name: PurePosixPath, size: str, max_chars: int) -> str:
     return f"{name} has {size}: this tool takes files of at most {max_chars:,} characters"
 
 
+def refuse_excluded(
+    root: Path, name: PurePosixPath, target: Path, rules: ContextRules | None
+) -> None:
+    """ToolError if the rules exclude the file, by the name the agent gave or by what it
+    resolves to (a link named `notes.txt` to `.env` is `.env`)."""
+    rules = rules if rules is not None else rules_for()
+    if rules.excludes(target) or rules.excludes(root.resolve() / name):
+        raise ToolError(
+            f"{name} is excluded from AI context (a secrets or key file, ignored by "
+            ".gitignore, or by the context.ignore setting)"
+        )
+
+
 def file_under(root: Path, name: PurePosixPath) -> Path:
     """`name` resolved against `root`; ToolError when that leaves `root`."""
     base = root.resolve()
@@ -70,19 +96,27 @@ def file_under(root: Path, name: PurePosixPath) -> Path:
 
 
 def snapshot_of(
-    root: Path, *, content: str | None, path: str | None, language: str | None
+    root: Path,
+    *,
+    content: str | None,
+    path: str | None,
+    language: str | None,
+    rules: ContextRules | None = None,
 ) -> Snapshot:
     """The file as the tool got it: `content`, else `path`'s text (read under `root`).
-    Its path on disk only when under `root`: the services may read beside it."""
+    Its path on disk only when under `root`: the services may read beside it. A path
+    the rules exclude is refused even with its content: no AI works on such a file."""
     if content is None and path is None:
         raise ToolError("give the file's content, or its path")
     name = name_of(path)
     if content is None:
-        content = read_under(root, name)
+        content = read_under(root, name, rules=rules)
     try:
         on_disk: Path | None = file_under(root, name) if path is not None else None
     except ToolError:
         on_disk = None  # a name for the language and the prompt, nothing to read
+    if path is not None:
+        refuse_excluded(root, name, on_disk or root.resolve() / name, rules)
     return Snapshot(
         uri=uri_of(name),
         path=on_disk,

@@ -22,6 +22,7 @@ from server.actions.edits import apply_line_edit, split_lines
 from server.actions.types import ActionError, Progress
 from server.mcp.documents import MAX_FILE_CHARS, file_under, name_of, snapshot_of
 from server.mcp.live import Live
+from server.mcp.tool_params import FileContent, FilePath, LanguageId
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +61,9 @@ def add_action_tools(server: MCPServer, live: Live) -> None:
                 description="Last line of the problem, from 1, inclusive (default: line_start)",
             ),
         ] = None,
-        content: Annotated[
-            str | None, Field(max_length=MAX_FILE_CHARS, description="The file's text (or: path)")
-        ] = None,
-        path: Annotated[
-            str | None,
-            Field(
-                description="The file, under the directory the server runs in; read if "
-                "content is not given, and its name tells the language"
-            ),
-        ] = None,
-        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+        content: FileContent = None,
+        path: FilePath = None,
+        language: LanguageId = None,
         source: Annotated[
             str | None, Field(max_length=100, description="Who reported it, e.g. mypy")
         ] = None,
@@ -83,7 +76,12 @@ def add_action_tools(server: MCPServer, live: Live) -> None:
         the whole fixed file and a diff. Nothing is written."""
         services = live.running()
         snapshot = await asyncio.to_thread(
-            snapshot_of, live.root, content=content, path=path, language=language
+            snapshot_of,
+            live.root,
+            content=content,
+            path=path,
+            language=language,
+            rules=live.settings.context.rules(),
         )
         last = line_start if line_end is None else line_end
         count = len(split_lines(snapshot.text))
@@ -149,7 +147,12 @@ def add_action_tools(server: MCPServer, live: Live) -> None:
             raise ToolError(f"{path} is not a Python file: tests are written for Python")
         file_under(live.root, name_of(path))  # ToolError outside: the sandbox reads beside it
         snapshot = await asyncio.to_thread(
-            snapshot_of, live.root, content=content, path=path, language="python"
+            snapshot_of,
+            live.root,
+            content=content,
+            path=path,
+            language="python",
+            rules=live.settings.context.rules(),
         )
         try:
             async with progress_to(ctx) as progress:

@@ -13,8 +13,9 @@ from pydantic import Field
 from server.completion.types import CompletionRequest, Document
 from server.diagnostics.service import ReviewUnavailable
 from server.languages import language_of
-from server.mcp.documents import MAX_FILE_CHARS, name_of, read_under, uri_of
+from server.mcp.documents import MAX_FILE_CHARS, name_of, read_under, refuse_excluded, uri_of
 from server.mcp.live import Live, problems_reported
+from server.mcp.tool_params import FileContent, FilePath, LanguageId
 
 
 def add_code_tools(server: MCPServer, live: Live) -> None:
@@ -28,7 +29,7 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
         path: Annotated[
             str | None, Field(description="The file's path: its language and the history's")
         ] = None,
-        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+        language: LanguageId = None,
     ) -> dict[str, Any]:
         """Complete code at the cursor with Zi's fill-in-the-middle model: the same
         pipeline, cache and history as the editor. Returns the text to insert."""
@@ -58,17 +59,9 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
 
     @server.tool()
     async def review_file(
-        content: Annotated[
-            str | None, Field(max_length=MAX_FILE_CHARS, description="The file's text (or: path)")
-        ] = None,
-        path: Annotated[
-            str | None,
-            Field(
-                description="The file, under the directory the server runs in; read if "
-                "content is not given, and its name tells the language"
-            ),
-        ] = None,
-        language: Annotated[str | None, Field(description="Language id, e.g. python")] = None,
+        content: FileContent = None,
+        path: FilePath = None,
+        language: LanguageId = None,
     ) -> dict[str, Any]:
         """Review a file with Zi's AI review, as on save in the editor: findings with
         1-based line ranges, severity, message, and a fix (the new text of exactly those
@@ -77,10 +70,15 @@ def add_code_tools(server: MCPServer, live: Live) -> None:
         if content is None and path is None:
             raise ToolError("give the file's content, or its path")
         name = name_of(path)
+        rules = live.settings.context.rules()
         if content is None:
             # Larger files are not reviewed: refused before they are read.
             limit = min(live.settings.diagnostics.max_file_chars, MAX_FILE_CHARS)
-            content = await asyncio.to_thread(read_under, live.root, name, max_chars=limit)
+            content = await asyncio.to_thread(
+                read_under, live.root, name, max_chars=limit, rules=rules
+            )
+        elif path is not None:  # no AI on a .env even when the agent sends its text
+            refuse_excluded(live.root, name, live.root.resolve() / name, rules)
         try:
             findings = await services.diagnostics.review_file(
                 text=content,

@@ -38,7 +38,7 @@ from server.redact.commands import command_findings
 from server.redact.shapes import shape_findings
 from server.redact.values import Finding
 
-__all__ = ["Finding", "find_secrets", "redact"]
+__all__ = ["Finding", "find_secrets", "redact", "redact_pair"]
 
 # Kinds that say where a secret is rather than what it is: `Bearer sk-…` is an OpenAI key.
 _GENERIC_KINDS = frozenset(
@@ -76,3 +76,32 @@ def redact(text: str) -> str:
         return text
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def redact_pair(before: str, after: str) -> tuple[str, str]:
+    """`before + after` redacted as one text and split again where they met (a prompt's
+    prefix and suffix): a secret the cursor cuts is found whole, and its placeholder
+    ends `before`, so neither half of it is sent."""
+    cut = len(before)
+    findings = find_secrets(before + after)
+    if not findings:
+        return before, after
+    text = before + after
+    head: list[str] = []
+    tail: list[str] = []
+    pos = 0
+    for finding in findings:
+        placeholder = f"<redacted:{finding.kind}>"
+        if finding.start < cut:  # in the head, or across the cut: then all of it goes there
+            head += (text[pos : finding.start], placeholder)
+        else:
+            if pos < cut:
+                head.append(text[pos:cut])
+                pos = cut
+            tail += (text[pos : finding.start], placeholder)
+        pos = finding.end
+    if pos < cut:
+        head.append(text[pos:cut])
+        pos = cut
+    tail.append(text[pos:])
+    return "".join(head), "".join(tail)

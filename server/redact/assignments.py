@@ -226,8 +226,10 @@ def _name_end(lowered: bytes, pos: int) -> int:
 
 def _is_netrc(lowered: bytes, name_start: int, value: re.Match[bytes]) -> bool:
     """Whether `password S3cret` is a `.netrc` entry: after `machine … login …` on its line,
-    or alone on its line (the entry's keywords on lines of their own)."""
-    line_start = lowered.rfind(b"\n", max(0, name_start - _NETRC_LINE_MAX), name_start) + 1
+    or alone on its line (the entry's keywords on lines of their own). A string's opening
+    quote starts a line too: a `.netrc` quoted whole (a JSON message in a log, a repr)."""
+    window = max(0, name_start - _NETRC_LINE_MAX)
+    line_start = max(lowered.rfind(mark, window, name_start) for mark in (b"\n", b'"', b"'")) + 1
     if line_start == 0 and name_start > _NETRC_LINE_MAX:
         return False
     before = _NETRC_BEFORE.fullmatch(lowered, line_start, name_start)

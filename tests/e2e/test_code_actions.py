@@ -9,6 +9,7 @@ fenced block, sometimes code that does not parse, sometimes slowly.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.support.code_actions import MODULE, RETURN_LINE
 from tests.support.code_actions import code_actions as _actions
 from tests.support.code_actions import diagnostic as _diagnostic
 from tests.support.code_actions import one_of_kind as _one
+from tests.support.generated_tests import FAILING_AND_PASSING, REPAIRED, REPAIRED_FILE
 from tests.support.redis_server import RedisServer
 from tests.support.scripted_model import Reply, ScriptedModel
 from tests.support.workers import WorkerProcess
@@ -241,33 +243,6 @@ async def test_explain_returns_markdown(
 
 # ------------------------------------------------------------------ generated tests
 
-FAILING_AND_PASSING = """```python
-from stats import mean
-
-
-def test_mean_of_two():
-    assert mean([1, 3]) == 2
-
-
-def test_mean_of_empty_is_zero():
-    assert mean([]) == 0
-```"""
-
-REPAIRED = """```python
-import pytest
-
-from stats import mean
-
-
-def test_mean_of_two():
-    assert mean([1, 3]) == 2
-
-
-def test_mean_of_empty_raises():
-    with pytest.raises(ZeroDivisionError):
-        mean([])
-```"""
-
 
 async def test_generated_tests_are_repaired_until_they_pass_and_written_in_the_workspace(
     client: LanguageClient, workspace: Path, scripted_model: ScriptedModel
@@ -283,7 +258,7 @@ async def test_generated_tests_are_repaired_until_they_pass_and_written_in_the_w
     created = [c for c in resolved.edit.document_changes if isinstance(c, types.CreateFile)]
     assert [c.uri for c in created] == [test_uri]
     _, text = _applied("", resolved, test_uri)
-    assert text == REPAIRED.removeprefix("```python\n").removesuffix("```")
+    assert text == REPAIRED_FILE
     _generate, repair = scripted_model.chat_requests
     assert "ZeroDivisionError" in _chat_text(repair)  # the failure went back to the model
 
@@ -494,3 +469,47 @@ async def test_a_job_lost_in_a_redis_restart_is_run_once_a_worker_comes(
     finally:
         worker.stop()
     assert "return sum(values) / len(values)" in text
+
+
+# ------------------------------------------------------------------ secrets and excluded files
+
+
+async def test_the_model_never_sees_a_secret_and_the_fix_keeps_it(
+    client: LanguageClient, workspace: Path, scripted_model: ScriptedModel
+) -> None:
+    token = "gh" + "p_" + "Zq4T7kLm2Xv9Rb8Nc3Wd6Yf1Hj5Gs0Ka7PeU"
+    source = f'def connect():\n    token = "{token}"\n    return client(token, retries=tries)\n'
+    uri = _uri(workspace, "net.py")
+    open_document(client, uri, source)
+    # The model rewrites both lines, keeping the placeholder it was shown.
+    scripted_model.queue_chat(
+        '```python\n    token = "<redacted:github-token:1>"\n'
+        "    return client(token, retries=3)\n```"
+    )
+    problem = types.Diagnostic(
+        range=types.Range(
+            start=types.Position(line=1, character=4), end=types.Position(line=2, character=40)
+        ),
+        message="Undefined name `tries`",
+        source="ruff",
+    )
+    action = _one(await _actions(client, uri, (2, 8), diagnostics=[problem]), "quickfix")
+
+    resolved = await _resolve(client, action)
+
+    _, text = _applied(source, resolved, uri)
+    assert text == source.replace("retries=tries", "retries=3")  # the token is still there
+    (body,) = scripted_model.chat_requests
+    assert token not in json.dumps(body)
+    assert "<redacted:github-token:1>" in _chat_text(body)
+
+
+async def test_an_excluded_file_gets_no_actions(
+    client: LanguageClient, workspace: Path, scripted_model: ScriptedModel
+) -> None:
+    uri = _uri(workspace, ".env")
+    open_document(client, uri, "API_URL=http://localhost\nDEBUG=1\n")
+    problem = _diagnostic(0, "Possible division by zero", "mypy")
+    assert await _actions(client, uri, (0, 2), diagnostics=[problem]) == []
+    assert await _actions(client, uri, (0, 2), only=["refactor"]) == []
+    assert scripted_model.chat_requests == []

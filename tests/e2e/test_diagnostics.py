@@ -242,10 +242,11 @@ async def test_binary_and_odd_text_are_handled_without_a_crash(
     save(client, binary)
     save(client, odd)
 
-    params = await published.wait(odd, has_review)  # reviewed, the remnant sent as "?"
+    # Reviewed; the lone surrogate became U+FFFD as the message was read (server.lsp.wire).
+    params = await published.wait(odd, has_review)
     (finding_,) = by_source(list(params.diagnostics), "zi-review")
     assert finding_.range.start.line == 1
-    assert "x = '?\ufffd'" in scripted_model.chat_requests[0]["messages"][-1]["content"]
+    assert "x = '\ufffd\ufffd'" in scripted_model.chat_requests[0]["messages"][-1]["content"]
     assert len(scripted_model.chat_requests) == 1  # the binary file is not reviewed
     last = published.last(binary)
     assert last is None or list(last.diagnostics) == []

@@ -10,6 +10,7 @@ from lsprotocol import types
 
 from tests.e2e.conftest import StartServer, inline, open_document, texts
 from tests.support.scripted_model import Reply, ScriptedModel
+from tests.support.waits import rows_until
 
 URI = "file:///work/project/calc.py"
 BODY = "def add(a, b):\n    \n"
@@ -124,3 +125,35 @@ async def test_ten_megabyte_document_is_declined_quickly(
     result = await asyncio.wait_for(inline(client, URI, 349_999, 0), 20)
     assert texts(result) == []
     assert scripted_model.requests == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "told", "recorded"),
+    [
+        (Reply(status=500, text="CUDA out of memory"), "HTTP 500", "HTTP 500"),
+        (Reply(status=429, headers={"Retry-After": "1"}), "rate-limiting", "HTTP 429"),
+        (Reply(text="return a + b", drop_after=1), "broke off", "ConnectionLost"),
+        (Reply(text="return a + b", delay_s=30), "timed out", "timeout"),
+    ],
+    ids=["http-500", "http-429", "stream-cut", "slow"],
+)
+async def test_a_failed_model_call_is_told_answered_and_kept_in_the_history(
+    start_server: StartServer,
+    scripted_model: ScriptedModel,
+    db_url: str,
+    reply: Reply,
+    told: str,
+    recorded: str,
+) -> None:
+    client = await start_server(ZI_INFERENCE__READ_TIMEOUT_S="1")
+    open_document(client, URI, BODY)
+    scripted_model.queue(reply)
+
+    # Bounded only to catch a hang: the read timeout (1 s) ends the slow answer.
+    assert texts(await asyncio.wait_for(inline(client, URI, 1, 4), 20)) == []
+
+    [failed] = await rows_until(db_url, "select * from model_calls")
+    assert recorded in failed["error"]
+    assert failed["kind"] == "completion" and failed["completion_id"] is None
+    said = _messages(client.log_messages) + _messages(client.messages)
+    assert told in said and "Traceback" not in said

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -28,10 +27,17 @@ from tests.support.code_actions import MODULE, RETURN_LINE
 from tests.support.code_actions import code_actions as _actions
 from tests.support.code_actions import diagnostic as _diagnostic
 from tests.support.code_actions import one_of_kind as _one
+from tests.support.mcp_test_servers import (
+    SERVERS,
+    alive,
+    docs_server,
+    recorded,
+    server_table,
+    started,
+)
 from tests.support.scripted_model import Reply, ScriptedModel
 from tests.support.waits import settings_applied, settings_updates
 
-SERVERS = Path(__file__).resolve().parents[1] / "support" / "mcp_servers"
 FIXED = "    return total / len(values) if values else 0.0\n"
 PATIENCE_S = 30.0  # only a failing test waits this long
 
@@ -52,40 +58,41 @@ def calls(tmp_path: Path) -> Path:
 @pytest.fixture
 def servers_file(tmp_path: Path, calls: Path) -> Path:
     path = tmp_path / "mcp-servers.toml"
-    path.write_text(
-        "[servers.docs]\n"
-        f"command = {json.dumps(sys.executable)}\n"
-        f"args = [{json.dumps(str(SERVERS / 'well_behaved.py'))}]\n"
-        f"env = {{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}\n"
-        'resources = ["docs://api/*"]\n'
-        "[servers.docs.tools.lookup]\n"
-        'arguments = { symbol = "{symbol}", language = "{language}" }\n'
-    )
+    path.write_text(docs_server(calls))
     return path
 
 
 @pytest.fixture
 def stubborn_file(tmp_path: Path, calls: Path) -> Path:
     path = tmp_path / "mcp-stubborn.toml"
-    path.write_text(
-        "[servers.stubborn]\n"
-        f"command = {json.dumps(sys.executable)}\n"
-        f"args = [{json.dumps(str(SERVERS / 'stubborn.py'))}]\n"
-        f"env = {{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}\n"
-        'resources = ["docs://api/*"]\n'
-    )
+    patterns = json.dumps(["docs://api/*"])
+    path.write_text(server_table("stubborn", "stubborn.py", calls=calls, resources=patterns))
     return path
 
 
-def _recorded(calls: Path) -> list[dict[str, Any]]:
-    if not calls.exists():
-        return []
-    return [json.loads(line) for line in calls.read_text().splitlines() if line.strip()]
+@pytest.fixture
+async def docs_connected(
+    start_server: StartServer, workspace: Path, servers_file: Path, tmp_path: Path
+) -> tuple[LanguageClient, str]:
+    """A language server drawing context from the docs server, with stats.py open; its uri."""
+    return await _connected(start_server, workspace, servers_file, tmp_path)
 
 
-def _started(calls: Path) -> list[int]:
-    """The MCP server processes started so far, by pid."""
-    return [c["pid"] for c in _recorded(calls) if c["event"] == "start"]
+async def _connected(
+    start_server: StartServer, workspace: Path, servers_file: Path, tmp_path: Path
+) -> tuple[LanguageClient, str]:
+    """A language server drawing context from `servers_file`, with stats.py open; its uri."""
+    client = await start_server(
+        workspace=workspace,
+        ZI_MCP__SERVERS_FILE=str(servers_file),
+        # The first use starts the MCP server (and imports the SDK): on a loaded machine
+        # that may take seconds, and these tests are about the context arriving, not speed.
+        ZI_MCP__CONTEXT_DEADLINE_S="30",
+        ZI_STATE_DIR=str(tmp_path / "state"),
+    )
+    uri = (workspace / "stats.py").as_uri()
+    open_document(client, uri, MODULE)
+    return client, uri
 
 
 async def _quick_fix_prompt(
@@ -104,7 +111,7 @@ async def _quick_fix_prompt(
 
 async def _ended(pid: int) -> bool:
     for _ in range(int(PATIENCE_S / 0.1)):
-        if not _alive(pid):
+        if not alive(pid):
             return True
         await asyncio.sleep(0.1)
     return False
@@ -121,37 +128,18 @@ async def _gone(client: LanguageClient) -> None:
         await asyncio.sleep(0.1)
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs (an orphan nobody reaped yet counts as ended)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 async def test_a_quick_fix_draws_the_configured_context_and_completions_still_work(
-    start_server: StartServer,
+    docs_connected: tuple[LanguageClient, str],
     workspace: Path,
-    servers_file: Path,
     calls: Path,
-    tmp_path: Path,
     scripted_model: ScriptedModel,
 ) -> None:
-    client = await start_server(
-        workspace=workspace,
-        ZI_MCP__SERVERS_FILE=str(servers_file),
-        # The first use starts the MCP server (and imports the SDK): on a loaded machine
-        # that may take seconds, and this test is about the context arriving, not speed.
-        ZI_MCP__CONTEXT_DEADLINE_S="30",
-        ZI_STATE_DIR=str(tmp_path / "state"),
-    )
-    uri = (workspace / "stats.py").as_uri()
-    open_document(client, uri, MODULE)
+    client, uri = docs_connected
     calc = (workspace / "calc.py").as_uri()
     open_document(client, calc, "def add(a, b):\n    \n")
     scripted_model.reply_with(Reply(text="return a + b\n"))
     assert texts(await inline(client, calc, 1, 4)) == ["return a + b"]
-    assert _recorded(calls) == []  # completions never consult MCP
+    assert recorded(calls) == []  # completions never consult MCP
 
     user = await _quick_fix_prompt(client, uri, scripted_model, "Possible division by zero")
     assert (
@@ -165,7 +153,7 @@ async def test_a_quick_fix_draws_the_configured_context_and_completions_still_wo
     ) in user  # the tool was asked about the definition the problem is in
     assert "\x1b" not in user and "not matched by any pattern" not in user
     assert user.index("Reference data") < user.index("Possible division by zero")
-    called = [c for c in _recorded(calls) if c["event"] == "call"]
+    called = recorded(calls, "call")
     assert [(c["tool"], c["arguments"]) for c in called] == [
         ("lookup", {"symbol": "mean", "language": "python"})
     ]
@@ -178,24 +166,12 @@ async def test_a_quick_fix_draws_the_configured_context_and_completions_still_wo
 
 
 async def test_a_settings_change_keeps_the_mcp_servers_unless_it_is_theirs(
-    start_server: StartServer,
-    workspace: Path,
-    servers_file: Path,
-    calls: Path,
-    tmp_path: Path,
-    scripted_model: ScriptedModel,
+    docs_connected: tuple[LanguageClient, str], calls: Path, scripted_model: ScriptedModel
 ) -> None:
-    client = await start_server(
-        workspace=workspace,
-        ZI_MCP__SERVERS_FILE=str(servers_file),
-        ZI_MCP__CONTEXT_DEADLINE_S="30",
-        ZI_STATE_DIR=str(tmp_path / "state"),
-    )
-    uri = (workspace / "stats.py").as_uri()
-    open_document(client, uri, MODULE)
+    client, uri = docs_connected
     greeting = "greet(name) returns a greeting."
     assert greeting in await _quick_fix_prompt(client, uri, scripted_model, "Division by zero")
-    (first,) = _started(calls)
+    (first,) = started(calls)
 
     def change(section: dict[str, Any]) -> None:
         client.workspace_did_change_configuration(
@@ -206,14 +182,14 @@ async def test_a_settings_change_keeps_the_mcp_servers_unless_it_is_theirs(
     change({"actions": {"temperature": 0.3}})
     await settings_applied(client, before)
     assert greeting in await _quick_fix_prompt(client, uri, scripted_model, "Zero division")
-    assert _started(calls) == [first] and _alive(first)  # the same connection, kept
+    assert started(calls) == [first] and alive(first)  # the same connection, kept
 
     before = settings_updates(client)
     change({"actions": {"temperature": 0.3}, "mcp": {"context_deadline_s": 20}})
     await settings_applied(client, before)
     assert await _ended(first)  # the old source closed its server
     assert greeting in await _quick_fix_prompt(client, uri, scripted_model, "Divides by zero")
-    assert len(_started(calls)) == 2
+    assert len(started(calls)) == 2
 
 
 async def test_without_a_servers_file_actions_have_no_reference_data(
@@ -231,7 +207,7 @@ def test_the_stubborn_server_outlives_its_closed_stdin_and_sigterm(calls: Path) 
 
     def seen(event: str) -> bool:
         deadline = time.monotonic() + PATIENCE_S
-        while not any(c["event"] == event for c in _recorded(calls)):
+        while not recorded(calls, event):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
@@ -250,13 +226,14 @@ def test_the_stubborn_server_outlives_its_closed_stdin_and_sigterm(calls: Path) 
         assert seen("eof")
         server.send_signal(signal.SIGTERM)
         assert seen("sigterm")  # handled, and then it carries on
-        assert server.poll() is None and _alive(server.pid)
+        assert server.poll() is None and alive(server.pid)
     finally:
         server.kill()
         server.wait(timeout=PATIENCE_S)
 
 
-async def _stubborn_connected(
+@pytest.fixture
+async def stubborn_connected(
     start_server: StartServer,
     workspace: Path,
     stubborn_file: Path,
@@ -264,54 +241,32 @@ async def _stubborn_connected(
     tmp_path: Path,
     scripted_model: ScriptedModel,
 ) -> tuple[LanguageClient, int]:
-    """A language server whose quick fix drew on the stubborn MCP server; its pid."""
-    client = await start_server(
-        workspace=workspace,
-        ZI_MCP__SERVERS_FILE=str(stubborn_file),
-        ZI_MCP__CONTEXT_DEADLINE_S="30",
-        ZI_STATE_DIR=str(tmp_path / "state"),
-    )
-    uri = (workspace / "stats.py").as_uri()
-    open_document(client, uri, MODULE)
+    """A language server whose quick fix drew on the stubborn MCP server, and the pid
+    of that server, running."""
+    client, uri = await _connected(start_server, workspace, stubborn_file, tmp_path)
     user = await _quick_fix_prompt(client, uri, scripted_model, "Possible division by zero")
     assert "stubborn() never gives up." in user
-    (started,) = _started(calls)
-    return client, started
+    (pid,) = started(calls)
+    assert alive(pid)
+    return client, pid
 
 
 async def test_shutdown_stops_an_mcp_server_that_ignores_eof_and_sigterm(
-    start_server: StartServer,
-    workspace: Path,
-    stubborn_file: Path,
-    calls: Path,
-    tmp_path: Path,
-    scripted_model: ScriptedModel,
+    stubborn_connected: tuple[LanguageClient, int],
 ) -> None:
-    client, started = await _stubborn_connected(
-        start_server, workspace, stubborn_file, calls, tmp_path, scripted_model
-    )
-    assert _alive(started)
+    client, pid = stubborn_connected
 
     await asyncio.wait_for(client.shutdown_async(None), PATIENCE_S)
-    assert await _ended(started)
+    assert await _ended(pid)
     client.exit(None)  # pygls answers no second `shutdown`: the fixture must not send one
     await _gone(client)
 
 
 @pytest.mark.parametrize("ending", ["exit", "stdin closed"])
 async def test_a_language_server_ending_without_shutdown_stops_its_mcp_servers(
-    start_server: StartServer,
-    workspace: Path,
-    stubborn_file: Path,
-    calls: Path,
-    tmp_path: Path,
-    scripted_model: ScriptedModel,
-    ending: str,
+    stubborn_connected: tuple[LanguageClient, int], ending: str
 ) -> None:
-    client, started = await _stubborn_connected(
-        start_server, workspace, stubborn_file, calls, tmp_path, scripted_model
-    )
-    assert _alive(started)
+    client, pid = stubborn_connected
 
     if ending == "exit":
         client.exit(None)  # no `shutdown` first
@@ -319,4 +274,4 @@ async def test_a_language_server_ending_without_shutdown_stops_its_mcp_servers(
         assert client._server is not None and client._server.stdin is not None
         client._server.stdin.close()  # the editor went away
     await _gone(client)
-    assert await _ended(started)
+    assert await _ended(pid)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +13,7 @@ from lsprotocol import types
 
 from tests.e2e.conftest import StartServer, inline, open_document, server_env, texts
 from tests.support.scripted_model import STARCODER_FIM_VOCAB, Reply, ScriptedModel
+from tests.support.waits import settings_applied
 
 URI = "file:///work/project/calc.py"
 BODY = "def add(a, b):\n    \n"
@@ -70,10 +69,8 @@ async def test_workspace_configuration_overrides_and_bad_values_are_reported(
             "completion": {"max_tokens_multi_line": 40},
         }
     )
-    for _ in range(100):  # the server asks for workspace/configuration after initialized
-        if any("settings updated" in m.message for m in client.log_messages):
-            break
-        await asyncio.sleep(0.05)
+    # The server asks for workspace/configuration after initialized.
+    await settings_applied(client, after=0)
     open_document(client, URI, BODY)
     assert texts(await inline(client, URI, 1, 4)) == ["return a + b"]
     assert scripted_model.requests[-1]["max_tokens"] == 40
@@ -195,63 +192,6 @@ def test_stdout_carries_only_json_rpc(scripted_model: ScriptedModel, tmp_path: P
     assert replies[4]["error"]["code"] == -32601  # type: ignore[index]
     assert 9 in replies
     assert b"DEBUG" in stderr  # the log went to stderr, not stdout
-
-
-async def test_tcp_transport_on_loopback(scripted_model: ScriptedModel, tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = server_env(
-        ZI_INFERENCE__URL=scripted_model.url, ZI_DATABASE_URL=f"sqlite:///{tmp_path / 'h.sqlite3'}"
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        "serve",
-        "--tcp",
-        f"127.0.0.1:{port}",
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        writer.write(
-            frame(
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {"processId": None, "rootUri": None, "capabilities": {}},
-                }
-            )
-        )
-        await writer.drain()
-        header = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        length = int(header.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-        answer = json.loads(await reader.readexactly(length))
-        assert "inlineCompletionProvider" in answer["result"]["capabilities"]
-        writer.close()
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
-
-
-def test_tcp_refuses_a_non_loopback_address() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--tcp", "0.0.0.0:7000"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=dict(os.environ),
-    )
-    assert proc.returncode == 2
-    assert "loopback" in proc.stderr
 
 
 def test_complete_command_runs_the_whole_pipeline(

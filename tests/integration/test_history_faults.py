@@ -9,97 +9,32 @@ without retries. What could not be written by shutdown is counted in the log.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from server.completion.types import Outcome
 from server.history import faults
 from server.history.database import create_engine_for, upgrade_to_head
 from server.history.writer import HistoryWriter
 from tests.support.history import completion_event
+from tests.support.tcp_gate import Gate, behind, gate_for
 
 PATIENCE_S = 30.0  # only a failing test waits this long
 
 
-class Gate:
-    """A TCP port forwarding to `target`; closed, it refuses connections and cuts open ones."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._listener: socket.socket | None = None
-        self._lock = threading.Lock()
-        self._connections: list[socket.socket] = []
-
-    def open(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port))
-        listener.settimeout(0.05)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-            connection.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._connections += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    for end in (source, sink):
-        with contextlib.suppress(OSError):
-            end.shutdown(socket.SHUT_RDWR)
-
-
 @pytest.fixture
 def gate(postgres_url: str) -> Iterator[Gate]:
-    url = make_url(postgres_url)
-    gate = Gate((url.host or "127.0.0.1", url.port or 5432))
+    gate = gate_for(postgres_url)
     try:
         yield gate
     finally:
         gate.close()
-
-
-def _behind(gate: Gate, postgres_url: str) -> str:
-    return make_url(postgres_url).set(port=gate.port).render_as_string(hide_password=False)
 
 
 class Told:
@@ -143,7 +78,7 @@ def test_events_recorded_while_the_database_is_down_are_written_when_it_is_back(
 ) -> None:
     caplog.set_level(logging.INFO, logger="server.history")
     told = Told()
-    writer = told.writer(_behind(gate, postgres_url))  # the gate closed: refused
+    writer = told.writer(behind(gate, postgres_url))  # the gate closed: refused
     writer.completion_generated(completion_event("c1"))
     writer.outcome(completion_id="c1", outcome=Outcome.SHOWN)
     _until(lambda: bool(told.problems))
@@ -177,7 +112,7 @@ def test_a_full_backlog_drops_the_oldest_events_and_says_how_many(
     gate: Gate, postgres_url: str
 ) -> None:
     told = Told()
-    writer = told.writer(_behind(gate, postgres_url), max_pending=3)
+    writer = told.writer(behind(gate, postgres_url), max_pending=3)
     writer.completion_generated(completion_event("first"))
     _until(lambda: bool(told.problems))
     for i in range(5):
@@ -197,7 +132,7 @@ def test_events_still_waiting_at_shutdown_are_counted_in_the_log(
     gate: Gate, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     told = Told()
-    writer = told.writer(_behind(gate, postgres_url))
+    writer = told.writer(behind(gate, postgres_url))
     for i in range(4):
         writer.completion_generated(completion_event(f"c{i}"))
     _until(lambda: bool(told.problems))

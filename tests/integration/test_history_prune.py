@@ -27,13 +27,13 @@ from server.commands import history as history_command
 from server.history import repository
 from server.history.database import create_engine_for, upgrade_to_head
 from server.history.models import (
-    CompletionRecord,
     JobRecord,
     ModelCallRecord,
     SurvivalRecord,
     utc_day,
 )
 from tests.e2e.conftest import server_env
+from tests.support.history import completion_event
 
 _DAY = timedelta(days=1)
 _AGES = {
@@ -46,25 +46,6 @@ _SURVIVAL = {"old-a": [30, 120], "old-b": [30], "keep-a": [600]}
 _CALLS = {"call-old-1": 45 * _DAY, "call-old-2": 45 * _DAY, "call-old-3": 45 * _DAY}
 _CALLS["call-new"] = 2 * _DAY
 _JOBS = {"job-old": 60 * _DAY, "job-new-1": _DAY, "job-new-2": _DAY}
-
-
-def _completion(ident: str, at: datetime) -> CompletionRecord:
-    return CompletionRecord(
-        id=ident,
-        parent_id=None,
-        created_at=at,
-        uri="file:///a.py",
-        language="python",
-        model="m",
-        template="qwen",
-        mode="single_line",
-        source="model",
-        text_length=5,
-        prompt_chars=100,
-        first_token_ms=5.0,
-        total_ms=9.0,
-        outcome="accepted",
-    )
 
 
 def _call(ident: str, at: datetime) -> ModelCallRecord:
@@ -97,8 +78,9 @@ def write_history(url: str) -> None:
     upgrade_to_head(engine)
     now = repository.now()
     with Session(engine) as session, session.begin():
-        session.add_all(_completion(ident, now - age) for ident, age in _AGES.items())
-        session.flush()
+        for ident, age in _AGES.items():
+            event = completion_event(ident)
+            repository.record_completion(session=session, event=event, at=now - age)
         session.add_all(
             SurvivalRecord(
                 completion_id=ident,

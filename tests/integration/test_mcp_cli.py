@@ -14,29 +14,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from tests.e2e.conftest import server_env
+from tests.support.mcp_test_servers import alive, recorded, server_table
 
-SERVERS = Path(__file__).resolve().parents[1] / "support" / "mcp_servers"
 CLI_TIMEOUT_S = 100  # a hang guard only; each run takes a few seconds
-
-
-def server_table(name: str, script: str, *args: str, **extra: str) -> str:
-    """A [servers.NAME] table starting one of the test servers with our Python."""
-    lines = [
-        f"[servers.{name}]",
-        f"command = {json.dumps(sys.executable)}",
-        f"args = {json.dumps([str(SERVERS / script), *args])}",
-    ]
-    lines += [f"{key} = {value}" for key, value in extra.items()]
-    return "\n".join(lines) + "\n"
+# How long a probe waits for a server that does start. The default (10 s) can pass
+# before a loaded machine has started Python and the MCP SDK, and these tests are
+# about what is listed, not how fast; a test about a server that never answers
+# passes its own --timeout.
+PATIENT_PROBE_S = "60"
 
 
 def zi_mcp(tmp_path: Path, *args: str, servers: Path | None) -> subprocess.CompletedProcess[str]:
     settings = {"ZI_STATE_DIR": str(tmp_path / "state")}  # where the pins are kept
     if servers is not None:
         settings["ZI_MCP__SERVERS_FILE"] = str(servers)
+    if args[:1] in (("list",), ("trust",)) and "--timeout" not in args:
+        args = (args[0], "--timeout", PATIENT_PROBE_S, *args[1:])
     return subprocess.run(
         [sys.executable, "-m", "server", "mcp", *args],
         env=server_env(**settings),
@@ -69,7 +63,7 @@ def test_list_shows_a_ready_server_its_tools_and_matching_resources(tmp_path: Pa
             "docs",
             "well_behaved.py",
             resources='["docs://api/*"]',
-            env=f"{{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}",
+            calls=calls,
         )
         + '[servers.docs.tools.lookup]\narguments = { symbol = "{symbol}" }\n'
         + "[servers.docs.tools.search]\n",
@@ -100,8 +94,7 @@ def test_list_shows_a_ready_server_its_tools_and_matching_resources(tmp_path: Pa
     assert docs["resources"] == ["docs://api/greet", "docs://api/logo"]
 
     # Listing starts the server and lists; it never calls a tool or reads a resource.
-    events = [json.loads(line)["event"] for line in calls.read_text().splitlines()]
-    assert events == ["start", "start"]
+    assert [entry["event"] for entry in recorded(calls)] == ["start", "start"]
 
 
 def test_a_secret_in_a_command_line_is_listed_redacted(tmp_path: Path) -> None:
@@ -143,9 +136,7 @@ def test_a_server_that_never_answers_is_listed_as_timed_out_and_stopped(
     calls = tmp_path / "calls.jsonl"
     servers = tmp_path / "mcp.toml"
     servers.write_text(
-        server_table(
-            "stuck", "hangs.py", "init", env=f"{{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}"
-        ),
+        server_table("stuck", "hangs.py", "init", calls=calls),
         encoding="utf-8",
     )
 
@@ -154,9 +145,9 @@ def test_a_server_that_never_answers_is_listed_as_timed_out_and_stopped(
     assert result.returncode == 0, result.stderr
     assert "timed out (not ready after 2 s)" in line_of(result.stdout, "stuck")
     # It ignores SIGTERM and stdin EOF; its group is killed all the same.
-    (started,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    (started,) = recorded(calls)
     for pid in (started["pid"], started["grandchild"]):
-        assert not _alive(pid)
+        assert not alive(pid)
 
 
 def test_a_changed_tool_is_not_used_until_trusted(tmp_path: Path) -> None:
@@ -229,10 +220,3 @@ def test_a_bad_servers_file_is_named_with_the_server_and_field(tmp_path: Path) -
     missing = zi_mcp(tmp_path, "list", servers=tmp_path / "nope.toml")
     assert missing.returncode == 1
     assert f"cannot read MCP servers file {tmp_path / 'nope.toml'}" in missing.stderr
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -10,7 +10,6 @@ items, and by the loop staying responsive meanwhile.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import subprocess
@@ -31,8 +30,8 @@ from server.mcp.client.manager import McpContext, build_context_source
 from server.mcp.client.status import State
 from server.notify import Level, Notifier
 from server.settings import McpSettings, Settings
+from tests.support.mcp_test_servers import SERVERS, alive, recorded
 
-SERVERS = Path(__file__).parents[1] / "support" / "mcp_servers"
 REVIEW = ContextRequest("review", "python", "src/app.py", symbol="greet")
 
 
@@ -61,15 +60,8 @@ def spec(name: str, script: str, *args: str, calls: Path, **fields: Any) -> Serv
     return ServerSpec(name=name, command=sys.executable, args=command, env=env, **fields)
 
 
-def events(calls: Path, event: str | None = None) -> list[dict[str, Any]]:
-    if not calls.exists():
-        return []
-    found = [json.loads(line) for line in calls.read_text().splitlines()]
-    return [e for e in found if event is None or e["event"] == event]
-
-
 def called(calls: Path) -> list[str]:
-    return [e["tool"] for e in events(calls, "call")]
+    return [e["tool"] for e in recorded(calls, "call")]
 
 
 def our_children() -> set[int]:
@@ -78,13 +70,6 @@ def our_children() -> set[int]:
         for child in psutil.Process().children(recursive=True)
         if child.status() != psutil.STATUS_ZOMBIE
     }
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @asynccontextmanager
@@ -131,7 +116,7 @@ async def until_started(
     """Ask for context until the server was started `times` times (a restart waits out
     its pause). Bounded by the number of tries."""
     for _ in range(60):
-        if len(events(calls, "start")) >= times:
+        if len(recorded(calls, "start")) >= times:
             return
         await context.context_for(request)
         await asyncio.sleep(0.25)
@@ -174,8 +159,8 @@ async def test_context_comes_from_matching_resources_and_allowed_tools_only(
         assert items[0].text == "greet(name) returns a greeting. Red alert!"  # no escapes
         assert items[1].text == "greet (python): documented behaviour."
         assert called(calls) == ["lookup", "failing"] or called(calls) == ["failing", "lookup"]
-        assert events(calls, "call")[0]["arguments"]["symbol"] == "greet"
-        read = {e["uri"] for e in events(calls, "read")}
+        assert recorded(calls, "call")[0]["arguments"]["symbol"] == "greet"
+        read = {e["uri"] for e in recorded(calls, "read")}
         assert read == {"docs://api/greet", "docs://api/logo"}  # notes:// matches no pattern
 
         # No symbol: the tools that need one are not called; `failing` is for reviews only.
@@ -191,7 +176,7 @@ async def test_context_comes_from_matching_resources_and_allowed_tools_only(
         assert "notes://private" in status.resources
     assert "delete_everything" not in called(calls)
     assert told.problems == []
-    [start] = events(calls, "start")
+    [start] = recorded(calls, "start")
     assert start["inherited"] == []  # none of our ZI_* settings
     assert start["docs_token"] == "given"  # but its own
 
@@ -260,7 +245,7 @@ async def test_a_hanging_server_costs_only_the_deadline(tmp_path: Path) -> None:
             ("docs", State.READY),
         ]
         assert "not ready" in statuses[0].reason
-        [start] = events(stuck_calls, "start")
+        [start] = recorded(stuck_calls, "start")
         assert alive(start["grandchild"])
     # It ignores SIGTERM and stdin closing, and so does its child: the group was killed.
     assert not alive(start["grandchild"])
@@ -348,7 +333,7 @@ async def test_a_crash_is_told_with_its_exit_code_and_the_server_retried(tmp_pat
 
         items = await until_items(context, REVIEW, "crashy")  # after the pause
         assert [item.text for item in items] == ["greet: found after a restart"]
-        assert len(events(calls, "start")) == 2
+        assert len(recorded(calls, "start")) == 2
         assert told.resolutions == [("mcp:crashy", "MCP server 'crashy' answers again")]
         assert len(told.problems) == 1
 
@@ -473,6 +458,13 @@ async def test_the_servers_file_decides_the_context_source(tmp_path: Path) -> No
     [(key, message)] = told.problems
     assert key == "mcp:config"
     assert str(servers) in message and "docs" in message and "url" in message
+
+    # Saved in another encoding: told too, never an exception out of the server's start.
+    servers.write_bytes('[servers.docs]\ncommand = "caf\xe9"\n'.encode("latin-1"))
+    assert isinstance(build_context_source(settings, told), NoContext)
+    (key, message) = told.problems[-1]
+    assert key == "mcp:config"
+    assert message.startswith(f"{servers}: not UTF-8 text") and "MCP context is off" in message
 
 
 async def test_a_tool_changed_during_a_session_is_relisted_and_held_back(

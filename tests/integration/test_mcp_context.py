@@ -27,9 +27,8 @@ from server.diagnostics.types import Diagnostic
 from server.notify import Notifier
 from server.settings import Settings
 from tests.support.code_actions import MODULE, RETURN_LINE
+from tests.support.mcp_test_servers import docs_server
 from tests.support.scripted_model import ScriptedModel
-
-SERVERS = Path(__file__).resolve().parents[1] / "support" / "mcp_servers"
 
 FIXED = "    return total / len(values) if values else 0.0\n"
 DOCS = ContextItem(
@@ -143,7 +142,9 @@ def _quick_fix_data(services: Services, snapshot: Snapshot) -> dict[str, Any]:
     return offer.data
 
 
-async def _fix(services: Services, snapshot: Snapshot) -> str:
+async def _fix(services: Services, snapshot: Snapshot, scripted_model: ScriptedModel) -> str:
+    """The new text of the quick fix of the division, the model scripted to answer FIXED."""
+    scripted_model.queue_chat(f"```python\n{FIXED}```")
     resolution = await asyncio.wait_for(
         services.actions.resolve(_quick_fix_data(services, snapshot), lambda m, p: None),
         HANG_GUARD_S,
@@ -160,6 +161,12 @@ async def _until(check: Callable[[], Any]) -> Any:
             if found:
                 return found
             await asyncio.sleep(0.02)
+
+
+async def _review(services: Services, editor: Editor, snapshot: Snapshot) -> None:
+    """Save `snapshot` and wait until its AI review is published."""
+    await services.diagnostics.saved(snapshot)
+    await _until(lambda: editor.reviewed(snapshot.uri))
 
 
 def _review_answer(message: str) -> str:
@@ -181,9 +188,8 @@ async def test_a_quick_fix_gives_the_model_the_context_fenced_as_untrusted_data(
     source = FakeContext([DOCS])
     services = build(editor, source)
     snapshot = editor.document("stats.py", MODULE)
-    scripted_model.queue_chat(f"```python\n{FIXED}```")
 
-    assert await _fix(services, snapshot) == FIXED
+    assert await _fix(services, snapshot, scripted_model) == FIXED
 
     (asked,) = source.requests
     assert (asked.purpose, asked.language_id, asked.path) == ("actions", "python", "stats.py")
@@ -207,8 +213,7 @@ async def test_a_review_gives_the_model_the_context_and_other_context_is_reviewe
     snapshot = editor.document("stats.py", MODULE)
     scripted_model.chat_reply_with(_review_answer("fails on an empty list"))
 
-    await services.diagnostics.saved(snapshot)
-    await _until(lambda: editor.reviewed(snapshot.uri))
+    await _review(services, editor, snapshot)
     (asked,) = source.requests
     assert (asked.purpose, asked.path) == ("review", "stats.py")
     (request,) = scripted_model.chat_requests
@@ -217,16 +222,14 @@ async def test_a_review_gives_the_model_the_context_and_other_context_is_reviewe
     # The same text with the same reference data: the cached review, no model call.
     services.diagnostics.closed(snapshot.uri)
     editor.published.clear()
-    await services.diagnostics.saved(snapshot)
-    await _until(lambda: editor.reviewed(snapshot.uri))
+    await _review(services, editor, snapshot)
     assert len(scripted_model.chat_requests) == 1
 
     # Other reference data: the model is asked again, and shown the new data.
     source.items = [OTHER_DOCS]
     services.diagnostics.closed(snapshot.uri)
     editor.published.clear()
-    await services.diagnostics.saved(snapshot)
-    await _until(lambda: editor.reviewed(snapshot.uri))
+    await _review(services, editor, snapshot)
     assert len(scripted_model.chat_requests) == 2
     user = _user_message(scripted_model.chat_requests[1])
     assert OTHER_DOCS.text in user and DOCS.text not in user
@@ -243,14 +246,12 @@ async def test_a_source_that_never_answers_does_not_stop_a_fix_or_a_review(
     source = broken([DOCS], deadline_s=0.3, release=asyncio.Event())  # never set
     services = build(editor, source, context_deadline_s=0.3)
     snapshot = editor.document("stats.py", MODULE)
-    scripted_model.queue_chat(f"```python\n{FIXED}```")
 
-    assert await _fix(services, snapshot) == FIXED  # without the context
+    assert await _fix(services, snapshot, scripted_model) == FIXED  # without the context
     assert "Reference data" not in _user_message(scripted_model.chat_requests[0])
 
     scripted_model.chat_reply_with(_review_answer("fails on an empty list"))
-    await services.diagnostics.saved(snapshot)
-    await _until(lambda: editor.reviewed(snapshot.uri))
+    await _review(services, editor, snapshot)
     assert "Reference data" not in _user_message(scripted_model.chat_requests[-1])
     assert [r.purpose for r in source.requests] == ["actions", "review"]
 
@@ -285,11 +286,9 @@ async def test_reviews_and_actions_name_the_file_by_its_path_in_the_workspace(
     source = FakeContext([DOCS])
     services = build(editor, source)
     snapshot = editor.document("pkg/stats.py", MODULE)
-    scripted_model.queue_chat(f"```python\n{FIXED}```")
-    assert await _fix(services, snapshot) == FIXED
+    assert await _fix(services, snapshot, scripted_model) == FIXED
     scripted_model.chat_reply_with(_review_answer("fails on an empty list"))
-    await services.diagnostics.saved(snapshot)
-    await _until(lambda: editor.reviewed(snapshot.uri))
+    await _review(services, editor, snapshot)
 
     assert [(r.purpose, r.path) for r in source.requests] == [
         ("actions", "pkg/stats.py"),
@@ -302,15 +301,7 @@ async def test_reviews_and_actions_name_the_file_by_its_path_in_the_workspace(
 async def test_without_a_chat_model_a_save_starts_no_mcp_server(tmp_path: Path) -> None:
     calls = tmp_path / "mcp-calls.jsonl"
     servers = tmp_path / "mcp-servers.toml"
-    servers.write_text(
-        "[servers.docs]\n"
-        f"command = {json.dumps(sys.executable)}\n"
-        f"args = [{json.dumps(str(SERVERS / 'well_behaved.py'))}]\n"
-        f"env = {{ MCP_TEST_CALLS = {json.dumps(str(calls))} }}\n"
-        'resources = ["docs://api/*"]\n'
-        "[servers.docs.tools.lookup]\n"
-        'arguments = { symbol = "{symbol}", language = "{language}" }\n'
-    )
+    servers.write_text(docs_server(calls))
     models = tmp_path / "models.toml"  # a completion model only: nothing to review with
     models.write_text('[models.coder]\nurl = "http://127.0.0.1:9/v1"\nroles = ["completion"]\n')
     settings = Settings(

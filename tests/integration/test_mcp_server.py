@@ -20,6 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
 from tests.support.code_actions import MODULE
+from tests.support.generated_tests import FAILING_AND_PASSING, REPAIRED, REPAIRED_FILE
 from tests.support.scripted_model import Reply, ScriptedModel
 
 GITHUB_TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ012345"
@@ -372,34 +373,6 @@ async def test_fix_diagnostic_runs_the_quick_fix_job_and_returns_the_edit(
     assert all(job_id for _, job_id in calls)
 
 
-FAILING_AND_PASSING = """```python
-from stats import mean
-
-
-def test_mean_of_two():
-    assert mean([1, 3]) == 2
-
-
-def test_mean_of_empty_is_zero():
-    assert mean([]) == 0
-```"""
-
-REPAIRED = """```python
-import pytest
-
-from stats import mean
-
-
-def test_mean_of_two():
-    assert mean([1, 3]) == 2
-
-
-def test_mean_of_empty_raises():
-    with pytest.raises(ZeroDivisionError):
-        mean([])
-```"""
-
-
 async def test_generate_tests_returns_tests_that_passed_in_the_sandbox_with_progress(
     tmp_path: Path, scripted_model: ScriptedModel
 ) -> None:
@@ -431,7 +404,7 @@ async def test_generate_tests_returns_tests_that_passed_in_the_sandbox_with_prog
     out = written.structured_content
     assert out is not None
     assert out["test_path"] == "tests/test_stats.py" and out["creates_file"]
-    assert out["text"] == REPAIRED.removeprefix("```python\n").removesuffix("```")
+    assert out["text"] == REPAIRED_FILE
     assert out["passed"] and "2 generated test(s) pass" in out["summary"]
     assert not (project / "tests" / "test_stats.py").exists()  # returned, not written
     _generate, repair = scripted_model.chat_requests

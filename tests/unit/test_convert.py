@@ -114,7 +114,7 @@ def test_position_at(text: str, offset: int, encoding: str, expected: tuple[int,
     assert position_at(text, offset, encoding) == expected
 
 
-ROUND_TRIP_TEXT = f"def f():\r\n    s = '{EMOJI}{E_ACUTE}{CJK}'\n\n    return s{EMOJI}\n"
+ROUND_TRIP_TEXT = f"def f():\r\n    s = '{EMOJI}{E_ACUTE}{CJK}'\r\r\n    return s{EMOJI}\n"
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
@@ -143,3 +143,18 @@ def test_field_reads_attributes() -> None:
         completionId = "c"
 
     assert field(Params(), "completion_id", "completionId") == "c"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "character", "expected"),
+    [
+        ("abc\rdef", 1, 1, 5),  # a lone \r ends a line too
+        ("a\r\rb", 2, 0, 3),
+        ("a\r\n\rb", 2, 1, 5),
+        ("a\x0cb\u2028c\nd", 0, 99, 5),  # form feed, U+2028: not line ends in LSP
+        ("a\x0cb\u2028c\nd", 1, 0, 6),
+    ],
+)
+def test_only_lf_crlf_and_cr_end_lines(text: str, line: int, character: int, expected: int) -> None:
+    assert offset_at(text, line, character) == expected
+    assert position_at(text, expected)[0] == line

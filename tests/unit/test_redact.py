@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
 from server.redact import Finding, find_secrets, redact
+from server.redact.reversible import redact_all, redact_messages
 from tests.unit.data.secrets_corpus import NOT_SECRETS, SECRETS, SecretCase
 
 
@@ -196,3 +198,63 @@ ADVERSARIAL = [
 def test_adversarial_input_stays_linear(text: str) -> None:
     """A guard against catastrophic backtracking: 200 KB of pathological text."""
     redact(text)
+
+
+def test_a_chat_answer_gets_the_secrets_its_prompt_had() -> None:
+    key, other = "AKIA" + "IOSFODNN7EXAMPLE", "AKIA" + "I44QH8DHBEXAMPLE"
+    document = f'A = "{key}"\nB = "{other}"\npassword = "S3cret99"\nC = "{key}"\n'
+    messages, redaction = redact_messages(
+        [{"role": "system", "content": "fix it"}, {"role": "user", "content": document}]
+    )
+    assert messages[0] == {"role": "system", "content": "fix it"}
+    assert messages[1]["content"] == (
+        'A = "<redacted:aws-access-key:1>"\nB = "<redacted:aws-access-key:2>"\n'
+        'password = "<redacted:password:1>"\nC = "<redacted:aws-access-key:1>"\n'
+    )
+    # The model reorders and keeps the tags; each gets exactly its own secret back.
+    answer = (
+        'B: str = "<redacted:aws-access-key:2>"\nA: str = "<redacted:aws-access-key:1>"\n'
+        'password = "<redacted:password:1>"  # <redacted:github-token:1> <redacted:password>\n'
+    )
+    assert redaction.restore(answer) == (
+        f'B: str = "{other}"\nA: str = "{key}"\n'
+        'password = "S3cret99"  # <redacted:github-token:1> <redacted:password>\n'
+    )
+    assert redaction.restore("no placeholders") == "no placeholders"
+
+
+def test_a_fix_of_the_second_of_two_passwords_gets_the_second() -> None:
+    document = 'DB_PASSWORD = "Xk9vQ2mW7tLp"\n\n\ndef connect():\n    password = "Zr8nB4cH1sYe"\n'
+    redaction = redact_all([document])
+    fix = '    password = "<redacted:password:2>"  # from the vault soon\n'
+    assert "<redacted:password:2>" in redaction.texts[0]
+    assert redaction.restore(fix) == '    password = "Zr8nB4cH1sYe"  # from the vault soon\n'
+
+
+def _untagged(text: str) -> str:
+    return re.sub(r"<redacted:([a-z0-9-]+):[0-9]+>", r"<redacted:\1>", text)
+
+
+@pytest.mark.parametrize("case", SECRETS, ids=lambda case: case.id)
+def test_restored_answer_is_the_original(case: SecretCase) -> None:
+    redaction = redact_all([case.text])
+    assert tuple(_untagged(text) for text in redaction.texts) == (case.expected,)
+    assert redaction.restore(redaction.texts[0]) == case.text
+
+
+def test_a_secret_over_several_lines_keeps_the_line_count() -> None:
+    # Actions and reviews address lines: line 7 must be line 7 in the redacted text.
+    key = "\n".join(
+        [
+            "-----BEGIN RSA PRIVATE KEY-----",
+            "MIIEpAIBAAKCAQEA1c5j0Qx7Yz3Lk2Vb8Nn4Tq9Wr6Ey1Ui7Op0As5Df3Gh2Jk",
+            "X9Lz8Cv7Bn6Mm5Qw4Er3Ty2Ui1Op0As9Df8Gh7Jk6Lz5Xc4Vb3Nm2Qw1Er0Ty9Ui",
+            "-----END RSA PRIVATE KEY-----",
+        ]
+    )
+    document = f'a = 1\nKEY = """{key}\n"""\nb = 2\n'
+    redaction = redact_all([document])
+    assert key not in redaction.texts[0]
+    assert redaction.texts[0].splitlines()[-1] == "b = 2"
+    assert len(redaction.texts[0].splitlines()) == len(document.splitlines())
+    assert redaction.restore(redaction.texts[0]) == document

@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.uris import to_fs_path
 
 from server.actions.edits import LineEdit, split_lines
 from server.actions.types import KINDS, ActionError, ActionRequest, Problem, Progress, Snapshot
+from server.lsp import text_sync
 from server.lsp.convert import field, position_at
 from server.lsp.server import REQUEST_FAILED, ZiLanguageServer
+from server.lsp.unicode import encodable
 from server.notify import Level
 
 log = logging.getLogger(__name__)
@@ -50,16 +52,18 @@ def register(server: ZiLanguageServer) -> None:
 
 def snapshot(ls: ZiLanguageServer, uri: str) -> Snapshot | None:
     """The open document at `uri` as the server holds it now (None if it is not open)."""
-    doc = ls.workspace.text_documents.get(uri)
+    doc = text_sync.opened(ls.workspace, uri)
     if doc is None:
         return None
     path = to_fs_path(uri) if uri.startswith("file:") else None
+    if path and "\x00" in path:  # no file has such a name (and subprocess args refuse it)
+        path = None
     return Snapshot(
-        uri=uri,
-        path=Path(path) if path else None,
-        language_id=doc.language_id or "",
+        uri=encodable(uri),
+        path=Path(encodable(path)) if path else None,
+        language_id=encodable(doc.language_id or ""),  # a string: see protocol.strict_converter
         version=doc.version,
-        text=doc._source or "",  # never `doc.source`: it reads unopened files from disk
+        text=encodable(doc._source or ""),  # never `doc.source`: it reads from disk
     )
 
 
@@ -115,6 +119,11 @@ async def resolve(ls: ZiLanguageServer, action: types.CodeAction) -> types.CodeA
     data = action.data
     if not isinstance(data, dict) or "zi" not in data:
         return action  # not one of ours: nothing to add
+    if not _well_formed(data):  # the client sends back what we offered; this was changed
+        raise JsonRpcInvalidParams(
+            "codeAction/resolve: the action's data is not as Zi offered it "
+            "(zi, uri: strings; start, end: line numbers; version: an integer)"
+        )
     services = ls.require_services()
     resolution = await _guarded(
         ls, action.title, lambda progress: services.actions.resolve(data, progress)
@@ -143,14 +152,10 @@ async def resolve(ls: ZiLanguageServer, action: types.CodeAction) -> types.CodeA
 async def explain(ls: ZiLanguageServer, params: Any) -> dict[str, str]:
     """``zi/explain`` {textDocument: {uri}, range} -> MarkupContent (Markdown)."""
     services = ls.require_services()
-    uri = field(field(params, "text_document", "textDocument"), "uri")
-    range_ = field(params, "range")
-    doc = snapshot(ls, str(uri)) if uri else None
-    if doc is None or range_ is None:
+    uri, start, end_line, end_char = _explain_params(params)
+    doc = snapshot(ls, uri)
+    if doc is None:
         raise ActionFailed("zi/explain needs an open document's uri and a range")
-    start = int(field(field(range_, "start"), "line"))
-    end_pos = field(range_, "end")
-    end_line, end_char = int(field(end_pos, "line")), int(field(end_pos, "character"))
     end = end_line if end_char == 0 and end_line > start else end_line + 1
     markdown = await _guarded(
         ls,
@@ -158,6 +163,37 @@ async def explain(ls: ZiLanguageServer, params: Any) -> dict[str, str]:
         lambda progress: services.actions.explain(doc, start, end, progress),
     )
     return {"kind": "markdown", "value": markdown}
+
+
+def _explain_params(params: Any) -> tuple[str, int, int, int]:
+    """(uri, start line, end line, end character) of zi/explain's params, or -32602."""
+    uri = field(field(params, "text_document", "textDocument"), "uri")
+    range_ = field(params, "range")
+    start, end = field(range_, "start"), field(range_, "end")
+    numbers = (field(start, "line"), field(end, "line"), field(end, "character"))
+    if not isinstance(uri, str) or not all(_uinteger(n) for n in numbers):
+        raise JsonRpcInvalidParams(
+            "zi/explain takes {textDocument: {uri}, range: {start, end}} with positions "
+            "of non-negative integers"
+        )
+    return uri, *numbers
+
+
+def _well_formed(data: dict[str, Any]) -> bool:
+    """Whether an action's `data` has the shape `server.actions.offers` gives it."""
+    version = data.get("version")
+    return (
+        isinstance(data.get("zi"), str)
+        and isinstance(data.get("uri"), str)
+        and _uinteger(data.get("start"))
+        and _uinteger(data.get("end"))
+        and (version is None or (type(version) is int and abs(version) < 2**31))
+    )
+
+
+def _uinteger(value: Any) -> bool:
+    """An LSP uinteger (0 to 2**31 - 1), not a bool."""
+    return type(value) is int and 0 <= value < 2**31
 
 
 def progress_cancelled(ls: ZiLanguageServer, params: types.WorkDoneProgressCancelParams) -> None:

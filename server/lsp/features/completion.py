@@ -12,9 +12,11 @@ import re
 from lsprotocol import types
 
 from server.completion.types import Completion, CompletionRequest, Document
+from server.lsp import text_sync
 from server.lsp.convert import BadPosition, offset_at
 from server.lsp.features.lifecycle import MAX_DOCUMENT_CHARS
 from server.lsp.server import ZiLanguageServer
+from server.lsp.unicode import encodable
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,7 @@ def _request(
 ) -> CompletionRequest | None:
     """The domain request, or None (with a log message) when there is nothing to complete."""
     services = ls.require_services()
-    doc = ls.workspace.text_documents.get(uri)
+    doc = text_sync.opened(ls.workspace, uri)
     if doc is None:
         services.notifier.problem(f"unknown:{uri}", f"completion for unknown document {uri}")
         return None
@@ -133,8 +135,10 @@ def _request(
     except BadPosition as exc:
         services.notifier.problem(f"position:{uri}", f"bad position in {uri}: {exc}")
         return None
+    language = doc.language_id or ""  # a string: the strict converter refuses others
+    # The uri goes to the history: half a UTF-16 pair in it would fail the whole batch.
     document = Document(
-        uri=uri, language_id=doc.language_id or "", version=doc.version or 0, text=text
+        uri=encodable(uri), language_id=language, version=doc.version or 0, text=text
     )
     return CompletionRequest(
         document=document,

@@ -1,4 +1,5 @@
-"""didOpen / didChange / didClose: pygls keeps the text; edits make requests stale
+"""didOpen / didChange / didClose: the text is kept by ``text_sync.SyncedDocument``
+(swapped in for pygls' document on open, edited by pygls' didChange); edits make requests stale
 and move accepted suggestions (survival); opening a file checks it (see ``diagnostics``)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 from lsprotocol import types
 
+from server.lsp import text_sync
 from server.lsp.convert import BadPosition, offset_at, position_at, width
 from server.lsp.features import diagnostics
 from server.lsp.server import ZiLanguageServer
@@ -19,6 +21,7 @@ def register(server: ZiLanguageServer) -> None:
 
 
 def did_open(ls: ZiLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    text_sync.adopt(ls.workspace, params.text_document.uri)  # before any change arrives
     if ls.services is not None:
         ls.services.completions.document_opened(params.text_document.uri)
         diagnostics.opened(ls, params.text_document.uri)
@@ -70,7 +73,7 @@ class OpenTexts:
 
 def open_texts(ls: ZiLanguageServer) -> OpenTexts:
     def text_of(uri: str) -> str | None:
-        doc = ls.workspace.text_documents.get(uri)
+        doc = text_sync.opened(ls.workspace, uri)
         return None if doc is None else doc._source  # `doc.source` would read the disk
 
     return OpenTexts(text_of, lambda: str(ls.workspace.position_encoding or "utf-16"))

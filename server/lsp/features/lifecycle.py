@@ -62,7 +62,7 @@ async def did_change_configuration(
 
 async def shutdown(ls: ZiLanguageServer, params: None) -> None:
     """Drain and close everything (history flushed) before answering: clients send
-    `exit` only after this answer, and pygls ends the process on `exit` at once."""
+    `exit` only after this answer, and the read loop ends on `exit` at once."""
     if ls.services is not None and ls.closing is None:
         # Let answers already in progress go out before their HTTP client closes.
         ls.closing = asyncio.ensure_future(ls.services.aclose(drain_s=5))
@@ -74,9 +74,8 @@ def exit_(ls: ZiLanguageServer, params: None) -> None:
     """A client that sends `exit` without `shutdown` still loses no history and leaves
     no MCP server running (after `shutdown`, there is nothing left to do).
 
-    Synchronous on purpose: pygls ends the process right after this returns (with
-    ``sys.exit``, which over TCP skips ``ZiLanguageServer.shutdown``), and an async
-    handler would change how its loop unwinds.
+    Synchronous on purpose: the read loop ends as soon as `exit` has been handled
+    (``ZiProtocol.lsp_exit``), so an async handler might not run to its end.
     """
     if ls.services is not None:
         ls.services.close_at_exit()

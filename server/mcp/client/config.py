@@ -19,14 +19,14 @@ import os
 import re
 import shlex
 import string
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from inference.table_file import TableFile
 from server.context.types import ContextRequest
 
 #: What a tool argument template may name, and the ContextRequest field each comes from.
@@ -49,6 +49,11 @@ def _every_use() -> list[Use]:
 
 class McpConfigError(ValueError):
     """The servers file is unreadable or invalid; the message names file, server and field."""
+
+
+SERVERS_FILE = TableFile(
+    kind="MCP servers file", article="an", table="servers", entry="server", error=McpConfigError
+)
 
 
 class ToolUse(BaseModel):
@@ -182,55 +187,14 @@ def load_servers(path: Path, *, environ: Mapping[str, str] | None = None) -> lis
     ``environ`` (default: ours) supplies ``env:NAME`` values. Raises McpConfigError.
     """
     path = path.expanduser()
-    data = _read(path)
-    if not isinstance(data, dict):
-        raise McpConfigError(f"{path}: expected a mapping with a `servers` table at the top")
-    unknown = sorted(str(key) for key in set(data) - {"servers"})
-    if unknown:
-        raise McpConfigError(
-            f"{path}: unknown top-level key(s) {', '.join(unknown)}; expected `servers`"
-        )
-    tables = data.get("servers")
-    if not isinstance(tables, dict) or not tables:
-        raise McpConfigError(f"{path}: no servers (add a [servers.NAME] table)")
+    tables = SERVERS_FILE.read_tables(path)
     source = os.environ if environ is None else environ
-    return [_spec(path, str(name), table, source) for name, table in tables.items()]
-
-
-def _read(path: Path) -> Any:
-    suffix = path.suffix.lower()
-    if suffix not in {".toml", ".yaml", ".yml"}:
-        raise McpConfigError(f"{path}: an MCP servers file must be a .toml, .yaml or .yml file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise McpConfigError(
-            f"cannot read MCP servers file {path}: {exc.strerror or exc}"
-        ) from None
-    if suffix == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise McpConfigError(f"{path}: invalid TOML: {exc}") from None
-    import yaml  # only YAML files pay for the import
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise McpConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    return [_spec(path, name, table, source) for name, table in tables.items()]
 
 
 def _spec(path: Path, name: str, table: Any, environ: Mapping[str, str]) -> ServerSpec:
-    where = f"{path}: server {name!r}"
-    if not isinstance(table, dict):
-        raise McpConfigError(f"{where}: expected a table of settings, got {type(table).__name__}")
-    if "name" in table:
-        raise McpConfigError(f"{where}: `name` is the table key; remove the `name` field")
-    try:
-        spec = ServerSpec.model_validate({**table, "name": name})
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
-        raise McpConfigError(f"{where}: {problems}") from None
+    spec = SERVERS_FILE.validate(ServerSpec, path, name, table)
+    where = SERVERS_FILE.where(path, name)
     # Relative to the file, so a checked-in servers file works from any directory.
     base = path.parent.resolve()
     update: dict[str, Any] = {
@@ -295,12 +259,3 @@ def _check_template(text: str) -> None:
             shown = "{" + field + (f"!{conversion}" if conversion else "")
             shown += (f":{spec}" if spec else "") + "}"
             raise ValueError(f"{text!r}: unknown placeholder {shown}; use {known}")
-
-
-def _describe(error: Any) -> str:
-    location = ".".join(str(part) for part in error.get("loc", ()))
-    message = str(error.get("msg", "invalid"))
-    message = message.removeprefix("Value error, ")
-    if error.get("type") == "extra_forbidden":
-        message = "unknown setting"
-    return f"{location}: {message}" if location else message
