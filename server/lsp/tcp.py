@@ -59,12 +59,12 @@ async def serve_tcp(server: ZiLanguageServer, host: str, port: int, token: str) 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal busy
         peer = writer.get_extra_info("peername")
-        if busy or done.done():
-            log.warning("refused a connection from %s: a session is already running", peer)
-            writer.close()
-            return
-        busy = True
         try:
+            if busy or done.done():
+                log.warning("refused a connection from %s: a session is already running", peer)
+                return
+            # Only an authenticated session takes the slot: a connection that says
+            # nothing (for up to HELLO_TIMEOUT_S) must not keep the right client out.
             try:
                 session = await _authenticated(reader, writer, token, peer)
             except Exception as exc:  # a reset, a bad token's bytes: that connection's end only
@@ -72,16 +72,19 @@ async def serve_tcp(server: ZiLanguageServer, host: str, port: int, token: str) 
                 session = None
             if session is None:
                 return
+            if busy or done.done():
+                log.warning("refused a connection from %s: a session is already running", peer)
+                return
+            busy = True
             server.protocol.set_writer(_Socket(writer))
             log.info("session from %s", peer)
             try:
-                code = await serve(server, session)
+                code = await serve(server, session, watch_parent=False)
             except Exception:
                 log.exception("the session from %s failed", peer)
                 code = 1
             done.set_result(code)
         finally:
-            busy = False
             writer.close()
 
     listener = await asyncio.start_server(

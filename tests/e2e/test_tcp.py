@@ -198,10 +198,13 @@ async def test_a_client_that_says_nothing_is_not_a_session(tcp_server: TcpServer
     with socket.create_connection(("127.0.0.1", tcp_server.port)) as rude:
         rude.sendall(b"Content-Length: 500\r\n\r\n{")
         rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    # Both were turned away, and the server still takes the right client:
+    # A connection that stays silent does not hold the one slot either: the right
+    # client gets in while it is still open.
+    _silent_reader, silent = await tcp_server.connect()
     reader, writer = await tcp_server.connect()
     writer.write(initialize(TOKEN))
     assert "result" in await answer_to(reader, "init")
+    silent.close()
 
 
 async def test_without_a_token_variable_one_is_kept_for_the_user_alone(
